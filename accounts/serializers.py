@@ -1,0 +1,92 @@
+from django.conf import settings
+from django.contrib.auth import password_validation
+from rest_framework import serializers
+from rest_framework.exceptions import AuthenticationFailed
+from rest_framework_simplejwt.serializers import TokenObtainPairSerializer, TokenRefreshSerializer
+from rest_framework_simplejwt.tokens import RefreshToken
+
+from accounts.models import Role, User
+
+
+class UserSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = User
+        fields = ["id", "email", "name", "role", "is_staff", "date_joined"]
+        read_only_fields = fields
+
+
+class RegisterSerializer(serializers.Serializer):
+    email = serializers.EmailField(max_length=254)
+    password = serializers.CharField(write_only=True, style={"input_type": "password"})
+    name = serializers.CharField(max_length=150)
+    role = serializers.ChoiceField(choices=Role.choices, default=Role.USER)
+
+    def validate(self, attrs):
+        # Django's validators compare the password with the other fields, so run them here.
+        candidate = User(email=attrs["email"], name=attrs["name"])
+        try:
+            password_validation.validate_password(attrs["password"], candidate)
+        except Exception as error:  # django.core.exceptions.ValidationError
+            raise serializers.ValidationError({"password": list(error.messages)}) from error
+        return attrs
+
+
+def token_pair(*, access: str, refresh: str) -> dict:
+    """The body of every successful login: the original's `access_token`, plus OAuth2's keys."""
+    return {
+        "access_token": access,
+        "refresh_token": refresh,
+        "token_type": "Bearer",
+        "expires_in": int(settings.ACCESS_TOKEN_LIFETIME.total_seconds()),
+    }
+
+
+def issue_tokens(user: User) -> dict:
+    """A fresh token pair for `user` (password login and the Google callback)."""
+    refresh = LoginSerializer.get_token(user)
+    return token_pair(access=str(refresh.access_token), refresh=str(refresh))
+
+
+class TokenPairSerializer(serializers.Serializer):
+    """Response shape of login, refresh and the Google callback (for the schema)."""
+
+    access_token = serializers.CharField()
+    refresh_token = serializers.CharField()
+    token_type = serializers.CharField()
+    expires_in = serializers.IntegerField(help_text="Access token lifetime in seconds.")
+
+
+class LoginSerializer(TokenObtainPairSerializer):
+    """`{email, password}` → a token pair. Unknown email and wrong password fail alike (401)."""
+
+    @classmethod
+    def get_token(cls, user: User) -> RefreshToken:
+        token = super().get_token(user)
+        token["role"] = user.role
+        token["is_staff"] = user.is_staff
+        return token
+
+    def validate(self, attrs):
+        data = super().validate(attrs)  # authenticates; unknown email or bad password → 401
+        return token_pair(access=data["access"], refresh=data["refresh"])
+
+
+class RefreshSerializer(TokenRefreshSerializer):
+    """`{refresh_token}` → a new pair; the used refresh token is blacklisted (rotation)."""
+
+    refresh = None
+    access = None
+    refresh_token = serializers.CharField(write_only=True)
+
+    def validate(self, attrs):
+        try:
+            data = super().validate({"refresh": attrs["refresh_token"]})
+        except User.DoesNotExist as error:  # the account was deleted after the token was issued
+            raise AuthenticationFailed(
+                self.error_messages["no_active_account"], "no_active_account"
+            ) from error
+        return token_pair(access=data["access"], refresh=data["refresh"])
+
+
+class LogoutSerializer(serializers.Serializer):
+    refresh_token = serializers.CharField()

@@ -1,0 +1,26 @@
+"""OpenAPI generation: every operation documents the error responses it can return."""
+
+from drf_spectacular import openapi
+from rest_framework.permissions import AllowAny
+
+from ahoum.errors import ErrorSerializer
+
+
+class AutoSchema(openapi.AutoSchema):
+    def _get_response_bodies(self, direction="response"):
+        responses = super()._get_response_bodies(direction)
+        possible = ["400"] if self.method != "DELETE" else []
+        if self.view.authentication_classes:
+            possible.append("401")  # a bad or expired token is refused even on public reads
+        if not all(isinstance(p, AllowAny) for p in self.view.get_permissions()):
+            possible.append("403")
+        if "{" in self.path:
+            possible.append("404")
+        if self.view.get_throttles():
+            possible.append("429")
+        for code in possible:
+            if code not in responses:
+                responses[code] = self._get_response_for_code(
+                    ErrorSerializer, code, direction=direction
+                )
+        return responses
