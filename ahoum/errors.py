@@ -10,6 +10,7 @@ reshaped here, so views never build error bodies themselves.
 import logging
 from typing import Any
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import HttpRequest, JsonResponse
 from django.views import defaults
 from rest_framework import exceptions, serializers, status
@@ -68,6 +69,10 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         body = error_body(exc.code, str(exc.detail), fields)
         body.update(exc.extra)
         return Response(body, status=exc.status_code, headers=exc.headers)
+
+    if isinstance(exc, DjangoValidationError):
+        # A model's full_clean() in a service: same answer as a serializer's validation.
+        exc = exceptions.ValidationError(serializers.as_serializer_error(exc))
 
     response = drf_exception_handler(exc, context)
     if response is None:

@@ -57,6 +57,8 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "accounts",
+    "events",
+    "bookings",
 ]
 
 MIDDLEWARE = [
@@ -213,7 +215,17 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "SECURITY": [{"jwtAuth": []}],
+    "ENUM_NAME_OVERRIDES": {
+        "EventStatusEnum": "events.models.EventStatus",
+        "BookingStatusEnum": "bookings.models.BookingStatus",
+        "PaymentStatusEnum": "bookings.models.PaymentStatus",
+    },
 }
+
+# --- Bookings -------------------------------------------------------------------------------
+DEFAULT_CURRENCY = env.str("DEFAULT_CURRENCY", default="EUR").upper()
+# How long a pending booking of a paid event holds its seat while the person pays.
+BOOKING_HOLD_MINUTES = env.int("BOOKING_HOLD_MINUTES", default=30)
 
 # --- Logging --------------------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")

@@ -22,3 +22,8 @@ STORAGES = {
 # Serve static files from the apps (no collectstatic before tests), as in development.
 WHITENOISE_AUTOREFRESH = True
 WHITENOISE_USE_FINDERS = True
+
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
+    # A file, not shared-cache memory: WAL and IMMEDIATE transactions then behave as they do
+    # for `make run`, and the concurrency tests exercise them from separate connections.
+    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / ".test-db.sqlite3")}  # noqa: F405

@@ -12,6 +12,8 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("admin/", admin.site.urls),
     path("", include("accounts.urls")),
+    path("", include("events.urls")),
+    path("", include("bookings.urls")),
 ]
 
 handler400 = "ahoum.errors.bad_request"

@@ -1,0 +1,39 @@
+"""The transaction every state-changing service runs in."""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from django.conf import settings
+from django.db import OperationalError, connection, transaction
+
+from ahoum.errors import TryAgain
+
+# PostgreSQL's lock_not_available; SQLite reports its busy timeout as "database is locked".
+LOCK_NOT_AVAILABLE = "55P03"
+
+
+@contextmanager
+def service_transaction() -> Iterator[None]:
+    """One durable transaction whose lock waits are bounded; a timeout becomes `TryAgain`.
+
+    Durable: a service is a whole operation and must not be nested inside another's
+    transaction by accident. On PostgreSQL `SET LOCAL lock_timeout` bounds how long a
+    `select_for_update()` waits, so a hot row gives a clean 503 instead of piling up workers.
+    """
+    try:
+        with transaction.atomic(durable=True):
+            if connection.vendor == "postgresql":
+                with connection.cursor() as cursor:
+                    cursor.execute(f"SET LOCAL lock_timeout = {int(settings.LOCK_TIMEOUT_MS)}")
+            yield
+    except OperationalError as error:
+        if _is_lock_timeout(error):
+            raise TryAgain() from error
+        raise
+
+
+def _is_lock_timeout(error: OperationalError) -> bool:
+    cause = error.__cause__
+    if getattr(cause, "sqlstate", None) == LOCK_NOT_AVAILABLE:
+        return True
+    return "database is locked" in str(error)

@@ -1,0 +1,38 @@
+"""Why a booking operation was refused; the API's exception handler maps each to a status."""
+
+from rest_framework import status
+
+from ahoum.errors import DomainError
+
+
+class EventNotFound(DomainError):
+    status_code = status.HTTP_404_NOT_FOUND
+    code = "event_not_found"
+    field = "event_id"
+    default_detail = "No event with this id."
+
+
+class EventNotBookable(DomainError):
+    code = "event_not_bookable"
+    default_detail = "This event can no longer be booked."
+
+
+class OwnEvent(DomainError):
+    status_code = status.HTTP_403_FORBIDDEN
+    code = "own_event"
+    default_detail = "Facilitators cannot book their own events."
+
+
+class SoldOut(DomainError):
+    code = "sold_out"
+    default_detail = "No seats are left for this event."
+
+
+class AlreadyBooked(DomainError):
+    code = "already_booked"
+    default_detail = "You already have a booking for this event."
+
+
+class NotCancellable(DomainError):
+    code = "not_cancellable"
+    default_detail = "This booking cannot be cancelled."

@@ -1,0 +1,11 @@
+from django.core.management.base import BaseCommand
+
+from bookings.services import expire_stale_holds
+
+
+class Command(BaseCommand):
+    help = "Mark pending bookings whose hold lapsed as expired (their seats already count as free)."
+
+    def handle(self, *args, **options):
+        count = expire_stale_holds()
+        self.stdout.write(f"{count} holds expired.")

@@ -1,0 +1,68 @@
+"""Staff review in the admin: events and bookings lists, read-only bookings with their audit."""
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from accounts.tests.factories import UserFactory
+from bookings import services
+from bookings.models import Booking
+from events.tests.factories import EventFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def make_bookings(count: int) -> None:
+    for event in EventFactory.create_batch(count):
+        services.book_event(user=UserFactory(), event_id=event.pk)
+
+
+@pytest.mark.parametrize("url", ["/admin/events/event/", "/admin/bookings/booking/"])
+def test_changelist_query_count_does_not_grow_with_rows(admin_client, url):
+    make_bookings(2)
+    with CaptureQueriesContext(connection) as few:
+        assert admin_client.get(url).status_code == 200
+    make_bookings(20)
+    with CaptureQueriesContext(connection) as many:
+        assert admin_client.get(url).status_code == 200
+
+    assert len(many) == len(few)
+
+
+def test_event_list_shows_seats_left(admin_client):
+    event = EventFactory(capacity=7, title="Sound Bath")
+    services.book_event(user=UserFactory(), event_id=event.pk)
+
+    page = admin_client.get("/admin/events/event/").content.decode()
+
+    assert "Sound Bath" in page
+    assert '<td class="field-seats_left">6</td>' in page
+
+
+def test_booking_page_is_read_only_with_audit_trail(admin_client):
+    booking = services.book_event(user=UserFactory(), event_id=EventFactory().pk)
+
+    page = admin_client.get(f"/admin/bookings/booking/{booking.pk}/change/")
+    posted = admin_client.post(
+        f"/admin/bookings/booking/{booking.pk}/change/", {"status": "confirmed"}
+    )
+
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "booked" in html  # the audit row's reason
+    assert 'name="status"' not in html
+    assert posted.status_code == 403 or Booking.objects.get().status == "pending"
+    assert admin_client.get("/admin/bookings/booking/add/").status_code == 403
+
+
+def test_booking_search_by_user_email_and_event_title(admin_client):
+    person = UserFactory(email="findme@example.com")
+    services.book_event(user=person, event_id=EventFactory(title="Gong Bath").pk)
+    make_bookings(2)
+
+    by_email = admin_client.get("/admin/bookings/booking/?q=findme")
+    by_title = admin_client.get("/admin/bookings/booking/?q=Gong")
+
+    assert "findme@example.com" in by_email.content.decode()
+    assert "1 result" in by_email.content.decode()
+    assert "1 result" in by_title.content.decode()

@@ -1,0 +1,122 @@
+import zoneinfo
+from decimal import Decimal
+
+from django.apps import apps
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.db import models
+from django.db.models import F, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce, Upper
+from django.utils import timezone
+
+currency_code = RegexValidator(r"^[A-Z]{3}$", "Use an ISO 4217 code such as EUR or USD.")
+
+
+def validate_timezone(name: str) -> None:
+    if name not in zoneinfo.available_timezones():
+        raise ValidationError(f"Unknown time zone {name!r}; use an IANA name like Europe/Berlin.")
+
+
+class EventStatus(models.TextChoices):
+    SCHEDULED = "scheduled", "Scheduled"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class EventQuerySet(models.QuerySet):
+    def bookable(self, now=None) -> "EventQuerySet":
+        """Scheduled and not started yet: what the catalogue shows by default."""
+        return self.filter(status=EventStatus.SCHEDULED, starts_at__gt=now or timezone.now())
+
+    def with_seats_left(self, now=None) -> "EventQuerySet":
+        """Annotate `seats_taken` and `seats_left` with one subquery (no query per row).
+
+        A seat is taken by a confirmed booking or a pending one whose hold has not expired,
+        so an expired hold stops counting at once, before any job marks it expired.
+        """
+        booking_model = apps.get_model("bookings", "Booking")
+        taken = (
+            booking_model.objects.filter(event=OuterRef("pk"))
+            .holding_seats(now or timezone.now())
+            .order_by()
+            .values("event")
+            .annotate(count=models.Count("pk"))
+            .values("count")
+        )
+        return self.annotate(
+            seats_taken=Coalesce(Subquery(taken, output_field=models.IntegerField()), 0)
+        ).annotate(seats_left=F("capacity") - F("seats_taken"))
+
+    def for_catalogue(self) -> "EventQuerySet":
+        return self.select_related("facilitator").with_seats_left()
+
+
+class Event(models.Model):
+    title = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    type = models.CharField(max_length=50, help_text="e.g. Yoga, Meditation")
+    rating = models.DecimalField(
+        max_digits=2,
+        decimal_places=1,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal("0.0")), MaxValueValidator(Decimal("5.0"))],
+    )
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField()
+    timezone = models.CharField(
+        max_length=64,
+        default="UTC",
+        validators=[validate_timezone],
+        help_text="IANA time zone shown to attendees.",
+    )
+    location = models.CharField(max_length=255, blank=True)
+    capacity = models.PositiveIntegerField(validators=[MinValueValidator(1)])
+    price = models.DecimalField(
+        max_digits=10, decimal_places=2, default=Decimal("0.00"), validators=[MinValueValidator(0)]
+    )
+    currency = models.CharField(
+        max_length=3, default=settings.DEFAULT_CURRENCY, validators=[currency_code]
+    )
+    facilitator = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="facilitated_events",
+        limit_choices_to={"role": "facilitator"},
+    )
+    status = models.CharField(
+        max_length=20, choices=EventStatus.choices, default=EventStatus.SCHEDULED
+    )
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+    cancellation_reason = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = EventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["starts_at", "id"]
+        indexes = [
+            models.Index(fields=["status", "starts_at"], name="event_status_starts_idx"),
+            models.Index(Upper("type"), name="event_type_upper_idx"),
+            models.Index(fields=["rating"], name="event_rating_idx"),
+            models.Index(fields=["price"], name="event_price_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(capacity__gte=1), name="event_capacity_positive"),
+            models.CheckConstraint(condition=Q(price__gte=0), name="event_price_not_negative"),
+            models.CheckConstraint(
+                condition=Q(rating__isnull=True) | Q(rating__gte=0, rating__lte=5),
+                name="event_rating_0_to_5",
+            ),
+            models.CheckConstraint(
+                condition=Q(ends_at__gt=F("starts_at")), name="event_ends_after_start"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.title} ({self.starts_at:%Y-%m-%d})"
+
+    @property
+    def is_free(self) -> bool:
+        return self.price == 0

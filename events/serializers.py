@@ -1,0 +1,74 @@
+from django.utils import timezone
+from rest_framework import serializers
+
+from accounts.models import Role, User
+from events.models import Event, currency_code
+
+
+class EventSerializer(serializers.ModelSerializer):
+    """An event as the catalogue shows it; `seats_left` comes from `with_seats_left()`."""
+
+    facilitator_id = serializers.PrimaryKeyRelatedField(
+        source="facilitator",
+        queryset=User.objects.filter(role=Role.FACILITATOR),
+        required=False,
+        help_text="Staff only: create the event for this facilitator. Defaults to the caller.",
+    )
+    facilitator_name = serializers.CharField(source="facilitator.name", read_only=True)
+    seats_left = serializers.IntegerField(read_only=True)
+    rating = serializers.DecimalField(
+        max_digits=2,
+        decimal_places=1,
+        min_value=0,
+        max_value=5,
+        coerce_to_string=False,
+        allow_null=True,
+        required=False,
+    )
+
+    class Meta:
+        model = Event
+        fields = [
+            "id",
+            "title",
+            "description",
+            "type",
+            "rating",
+            "starts_at",
+            "ends_at",
+            "timezone",
+            "location",
+            "capacity",
+            "price",
+            "currency",
+            "facilitator_id",
+            "facilitator_name",
+            "seats_left",
+            "status",
+            "cancellation_reason",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["status", "cancellation_reason", "created_at", "updated_at"]
+        extra_kwargs = {"capacity": {"min_value": 1}, "price": {"min_value": 0}}
+
+    currency = serializers.CharField(
+        max_length=3, required=False, help_text="ISO 4217 code; defaults to DEFAULT_CURRENCY."
+    )
+
+    def validate_currency(self, value: str) -> str:
+        value = value.upper()
+        currency_code(value)  # after upper-casing: `eur` is accepted as EUR
+        return value
+
+    def validate_starts_at(self, value):
+        if value <= timezone.now():
+            raise serializers.ValidationError("An event must start in the future.")
+        return value
+
+    def validate(self, attrs):
+        starts_at = attrs.get("starts_at", getattr(self.instance, "starts_at", None))
+        ends_at = attrs.get("ends_at", getattr(self.instance, "ends_at", None))
+        if starts_at and ends_at and ends_at <= starts_at:
+            raise serializers.ValidationError({"ends_at": ["Must be after starts_at."]})
+        return attrs

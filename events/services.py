@@ -1,0 +1,70 @@
+"""Creating, changing and deleting events. Cancelling one lives with the facilitators."""
+
+from django.utils import timezone
+from rest_framework import status
+
+from ahoum.db import service_transaction
+from ahoum.errors import DomainError
+from bookings.models import Booking
+from events.models import Event
+
+
+class CapacityBelowSeatsTaken(DomainError):
+    status_code = status.HTTP_400_BAD_REQUEST
+    code = "capacity_below_seats_taken"
+    field = "capacity"
+
+
+class EventHasBookings(DomainError):
+    code = "event_has_bookings"
+    default_detail = (
+        "This event has bookings and cannot be deleted. Cancel it instead with "
+        "POST /facilitator/cancel/{id}: its bookings are refunded or cancelled and the "
+        "history is kept."
+    )
+
+
+class NotAFacilitator(DomainError):
+    status_code = status.HTTP_400_BAD_REQUEST
+    code = "not_a_facilitator"
+    field = "facilitator_id"
+    default_detail = "Events can only be run by a user with the facilitator role."
+
+
+def create_event(*, facilitator, **fields) -> Event:
+    """Create a scheduled event run by `facilitator` (who must have the facilitator role)."""
+    if not facilitator.is_facilitator:
+        raise NotAFacilitator()
+    event = Event(facilitator=facilitator, **fields)
+    event.full_clean()
+    event.save()
+    return event
+
+
+def update_event(*, event: Event, **changes) -> Event:
+    """Change an event's details; capacity never drops below the seats already taken."""
+    with service_transaction():
+        # Same lock as booking: no seat can be taken between the count and the write.
+        event = Event.objects.select_for_update().get(pk=event.pk)
+        if "capacity" in changes:
+            taken = Booking.objects.filter(event=event).holding_seats(timezone.now()).count()
+            if changes["capacity"] < taken:
+                raise CapacityBelowSeatsTaken(
+                    f"{taken} seats are already taken; capacity cannot be lower."
+                )
+        for name, value in changes.items():
+            setattr(event, name, value)
+        event.full_clean()
+        event.save()
+    return event
+
+
+def delete_event(*, event: Event) -> None:
+    """Delete an event that never had a booking; bookings (and their history) are never deleted."""
+    with service_transaction():
+        event = Event.objects.select_for_update().get(pk=event.pk)
+        if Booking.objects.filter(event=event).exists():
+            raise EventHasBookings(
+                EventHasBookings.default_detail.replace("{id}", str(event.pk)), event_id=event.pk
+            )
+        event.delete()

@@ -1,0 +1,60 @@
+from drf_spectacular.utils import extend_schema
+from rest_framework import viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from ahoum.errors import ErrorSerializer
+from events import services
+from events.filters import EventFilter
+from events.models import Event
+from events.permissions import EventPermission
+from events.serializers import EventSerializer
+
+
+class EventViewSet(viewsets.ModelViewSet):
+    """The catalogue: public reads, facilitators write their own events."""
+
+    queryset = Event.objects.none()  # typed schema; rows come from get_queryset()
+    serializer_class = EventSerializer
+    permission_classes = [EventPermission]
+    lookup_value_regex = r"[0-9]+"
+    filterset_class = EventFilter
+    http_method_names = ["get", "post", "put", "patch", "delete", "head", "options"]
+
+    def get_queryset(self):
+        return Event.objects.for_catalogue()
+
+    def filter_queryset(self, queryset):
+        # Past and cancelled events stay reachable by id; only lists hide them by default.
+        if self.action in ("list", "filter"):
+            return super().filter_queryset(queryset)
+        return queryset
+
+    @extend_schema(summary="Filter events (the original's path; same filters as the list)")
+    @action(detail=False, methods=["get"], url_path="filter")
+    def filter(self, request: Request) -> Response:
+        return self.list(request)
+
+    def perform_create(self, serializer):
+        user = self.request.user
+        facilitator = serializer.validated_data.pop("facilitator", None) or user
+        if facilitator != user and not user.is_staff:
+            raise PermissionDenied("Only staff may create events for another facilitator.")
+        event = services.create_event(facilitator=facilitator, **serializer.validated_data)
+        serializer.instance = self.get_queryset().get(pk=event.pk)  # with seats_left
+
+    def perform_update(self, serializer):
+        changes = serializer.validated_data
+        if "facilitator" in changes and not self.request.user.is_staff:
+            raise PermissionDenied("Only staff may move an event to another facilitator.")
+        event = services.update_event(event=serializer.instance, **changes)
+        serializer.instance = self.get_queryset().get(pk=event.pk)  # with seats_left
+
+    @extend_schema(responses={204: None, 409: ErrorSerializer})
+    def destroy(self, request, *args, **kwargs):
+        return super().destroy(request, *args, **kwargs)
+
+    def perform_destroy(self, instance):
+        services.delete_event(event=instance)
