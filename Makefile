@@ -17,12 +17,14 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt | $(BIN)/python
 
 venv: $(VENV)/.installed
 
-# Development server on SQLite with demo data. DEBUG defaults to on here only.
+# Development server and a task worker on SQLite with demo data. DEBUG defaults to on here only.
 run: export DEBUG ?= True
 run: venv
 	$(BIN)/python manage.py migrate --no-input
 	$(BIN)/python manage.py seed_demo
 	@echo "API:  http://$(HOST):$(PORT)/events   docs: http://$(HOST):$(PORT)/api/docs/   admin: http://$(HOST):$(PORT)/admin/"
+	@$(BIN)/python manage.py db_worker --interval 1 --no-startup-delay & worker=$$!; \
+	trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)
 
 # The whole suite. SQLite unless DATABASE_URL points to PostgreSQL (then the

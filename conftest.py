@@ -8,6 +8,8 @@ from rest_framework.test import APIClient
 from accounts.serializers import issue_tokens
 from accounts.tests.factories import FacilitatorFactory, UserFactory
 
+pytest_plugins = ["fakes.pytest_fixtures"]
+
 ON_POSTGRES = settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
 
 
@@ -68,3 +70,26 @@ def facilitator_client(facilitator) -> APIClient:
 @pytest.fixture
 def staff_client(staff) -> APIClient:
     return client_for(staff)
+
+
+def run_tasks() -> int:
+    """Run every task that is due, with the real database backend and worker (`db_worker`).
+
+    Tasks enqueued by tasks run too. A failed task fails the test with its traceback. Like
+    Django's test client, this keeps the worker from closing the test's database connection
+    (which holds the test's transaction) between tasks.
+    """
+    from unittest import mock
+
+    from django.core.management import call_command
+    from django_tasks_db.management.commands import db_worker
+    from django_tasks_db.models import DBTaskResult
+
+    before = set(DBTaskResult.objects.filter(status="FAILED").values_list("id", flat=True))
+    done_before = DBTaskResult.objects.exclude(status="READY").count()
+    with mock.patch.object(db_worker, "close_old_connections", lambda: None):
+        call_command("db_worker", "--batch", "--no-startup-delay", "--interval", "0", verbosity=0)
+    failed = DBTaskResult.objects.filter(status="FAILED").exclude(id__in=before)
+    if failed:
+        raise AssertionError("task failed:\n" + "\n".join(t.traceback for t in failed))
+    return DBTaskResult.objects.exclude(status="READY").count() - done_before

@@ -90,3 +90,45 @@ class RefreshSerializer(TokenRefreshSerializer):
 
 class LogoutSerializer(serializers.Serializer):
     refresh_token = serializers.CharField()
+
+
+class SetPasswordSerializer(serializers.Serializer):
+    new_password = serializers.CharField(write_only=True, style={"input_type": "password"})
+    current_password = serializers.CharField(
+        write_only=True,
+        required=False,
+        default="",
+        style={"input_type": "password"},
+        help_text="Required when the account has a password; not after Google disabled it.",
+    )
+
+    def validate_new_password(self, value: str) -> str:
+        try:
+            password_validation.validate_password(value, self.context["user"])
+        except Exception as error:  # django.core.exceptions.ValidationError
+            raise serializers.ValidationError(list(error.messages)) from error
+        return value
+
+
+class GoogleLoginQuerySerializer(serializers.Serializer):
+    next = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text=(
+            "A front-end URL on GOOGLE_LOGIN_REDIRECT_ALLOWED_ORIGINS. After sign-in the browser "
+            "is sent there with the token pair in the fragment (#access_token=...)."
+        ),
+    )
+
+
+class NoticeSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    detail = serializers.CharField()
+
+
+class GoogleTokenPairSerializer(TokenPairSerializer):
+    """The Google callback's answer: the login token pair, plus a notice when it changed the
+    account (`password_disabled`: Google was linked and the password turned off)."""
+
+    notice = NoticeSerializer(required=False)

@@ -1,4 +1,6 @@
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from django.http import HttpResponseRedirect
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, status
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
@@ -8,16 +10,21 @@ from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 from rest_framework_simplejwt.tokens import RefreshToken
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
-from accounts import services
+from accounts import google, services
 from accounts.serializers import (
+    GoogleLoginQuerySerializer,
+    GoogleTokenPairSerializer,
     LoginSerializer,
     LogoutSerializer,
     RefreshSerializer,
     RegisterSerializer,
+    SetPasswordSerializer,
     TokenPairSerializer,
     UserSerializer,
+    issue_tokens,
 )
 from accounts.throttles import AuthRateThrottle
+from ahoum.errors import ErrorSerializer
 
 
 class RegisterView(APIView):
@@ -81,3 +88,80 @@ class MeView(generics.RetrieveAPIView):
 
     def get_object(self):
         return self.request.user
+
+
+class SetPasswordView(APIView):
+    """Sets a new password; every refresh token issued before is revoked."""
+
+    permission_classes = [IsAuthenticated]
+    throttle_classes = [AuthRateThrottle]
+
+    @extend_schema(
+        request=SetPasswordSerializer, responses={200: TokenPairSerializer}, tags=["auth"]
+    )
+    def post(self, request: Request) -> Response:
+        serializer = SetPasswordSerializer(data=request.data, context={"user": request.user})
+        serializer.is_valid(raise_exception=True)
+        services.set_password(user=request.user, **serializer.validated_data)
+        return Response(issue_tokens(request.user))
+
+
+def _google_errors(*codes: int) -> dict:
+    return {code: ErrorSerializer for code in codes}
+
+
+class GoogleLoginView(APIView):
+    """Starts Google sign-in in the browser: a redirect to Google's consent screen."""
+
+    authentication_classes = []
+    permission_classes = [AllowAny]
+    throttle_classes = [AuthRateThrottle]
+
+    @extend_schema(
+        operation_id="auth_google_login",
+        parameters=[GoogleLoginQuerySerializer],
+        responses={
+            302: OpenApiResponse(description="To Google's consent screen (state and PKCE)."),
+            **_google_errors(400, 503),
+        },
+        tags=["auth"],
+    )
+    def get(self, request: Request) -> HttpResponseRedirect:
+        query = GoogleLoginQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        return google.start_login(request._request, next_url=query.validated_data["next"])
+
+
+class GoogleCallbackView(APIView):
+    """Google's redirect URI: completes sign-in and answers with the login token pair."""
+
+    authentication_classes = []
+    permission_classes = [AllowAny]
+    throttle_classes = [AuthRateThrottle]
+
+    @extend_schema(
+        operation_id="auth_google_callback",
+        parameters=[
+            OpenApiParameter("state", OpenApiTypes.STR, description="Set by Google."),
+            OpenApiParameter("code", OpenApiTypes.STR, description="Set by Google."),
+            OpenApiParameter("error", OpenApiTypes.STR, description="Set by Google."),
+        ],
+        responses={
+            200: GoogleTokenPairSerializer,
+            302: OpenApiResponse(description="To `next`, with the token pair in the fragment."),
+            **_google_errors(400, 403, 409, 502, 503),
+        },
+        tags=["auth"],
+    )
+    def get(self, request: Request) -> Response | HttpResponseRedirect:
+        sign_in = google.finish_login(request._request)
+        body = issue_tokens(sign_in.user)
+        if sign_in.notice:
+            body["notice"] = sign_in.notice
+        if sign_in.next_url:
+            fragment = {**body, "notice": sign_in.notice["code"]} if sign_in.notice else body
+            response = HttpResponseRedirect(google.url_with_fragment(sign_in.next_url, fragment))
+        else:
+            response = Response(body)
+        response["Cache-Control"] = "no-store"  # it carries tokens
+        return response

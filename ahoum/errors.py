@@ -94,7 +94,7 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
 
 
 def _wants_html(request: HttpRequest) -> bool:
-    return request.path.startswith("/admin/")
+    return request.path.startswith(("/admin/", "/backoffice/"))
 
 
 def not_found(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:

@@ -5,6 +5,7 @@ Every variable read here is documented in `.env.example`. Development defaults k
 with an unsafe secret.
 """
 
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -53,12 +54,20 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "rest_framework_simplejwt.token_blacklist",
+    "allauth",
+    "allauth.account",
+    "allauth.socialaccount",
+    "allauth.socialaccount.providers.google",
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "django_tasks",
+    "django_tasks_db",
+    "djstripe",
     "accounts",
     "events",
     "bookings",
+    "facilitators",
 ]
 
 MIDDLEWARE = [
@@ -69,6 +78,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "allauth.account.middleware.AccountMiddleware",  # allauth requires it (Google login)
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -222,10 +232,99 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
+# --- Google login (django-allauth) -----------------------------------------------------------
+# Only allauth's Google provider is used, driven by accounts/google.py: /auth/google/login and
+# /auth/google/callback end in our JWT. allauth's own pages (allauth.urls) are not mounted.
+GOOGLE_CLIENT_ID = env.str("GOOGLE_CLIENT_ID", default="")
+GOOGLE_CLIENT_SECRET = env.str("GOOGLE_CLIENT_SECRET", default="")
+if GOOGLE_CLIENT_ID in {"your-google-client-id"}:
+    GOOGLE_CLIENT_ID = ""  # an older .env.example placeholder: Google login stays off
+# Front-end origins (scheme://host[:port]) whose URLs may be passed as `next` to
+# /auth/google/login; they receive the tokens in the URL fragment.
+GOOGLE_LOGIN_REDIRECT_ALLOWED_ORIGINS = env.list(
+    "GOOGLE_LOGIN_REDIRECT_ALLOWED_ORIGINS", default=[]
+)
+SOCIALACCOUNT_PROVIDERS = {
+    "google": {
+        # allauth asks for "profile" only unless told; the email creates and links accounts.
+        "SCOPE": ["profile", "email"],
+        "AUTH_PARAMS": {"access_type": "online"},
+        # Off by default in allauth; Google supports PKCE for web server clients too.
+        "OAUTH_PKCE_ENABLED": True,
+        # The endpoint URLs keep allauth's defaults (Google's). allauth reads them when its
+        # Google module is imported, so tests patch its adapter (accounts/tests/conftest.py).
+    }
+}
+if GOOGLE_CLIENT_ID and GOOGLE_CLIENT_SECRET:
+    # Without an app, /auth/google/login answers 503 "Google login is not configured".
+    SOCIALACCOUNT_PROVIDERS["google"]["APP"] = {
+        "client_id": GOOGLE_CLIENT_ID,
+        "secret": GOOGLE_CLIENT_SECRET,
+        "key": "",
+    }
+ACCOUNT_ADAPTER = "accounts.google.AccountAdapter"
+SOCIALACCOUNT_ADAPTER = "accounts.google.SocialAccountAdapter"
+# Email is the login; the user model has no username field.
+ACCOUNT_USER_MODEL_USERNAME_FIELD = None
+ACCOUNT_LOGIN_METHODS = {"email"}
+ACCOUNT_SIGNUP_FIELDS = ["email*"]
+# Google says whether it verified the address, and unverified ones are refused
+# (accounts/google.py), so allauth sends no verification mail of its own.
+ACCOUNT_EMAIL_VERIFICATION = "none"
+SOCIALACCOUNT_EMAIL_VERIFICATION = "none"
+# A Google login whose verified email matches an existing account signs in to that account
+# and links Google to it. accounts/google.py disables that account's password first: our
+# /auth/register does not prove the address, so its password may be someone else's.
+SOCIALACCOUNT_EMAIL_AUTHENTICATION = True
+SOCIALACCOUNT_EMAIL_AUTHENTICATION_AUTO_CONNECT = True
+SOCIALACCOUNT_AUTO_SIGNUP = True
+# Google's own access token is not used after sign-in: do not keep it.
+SOCIALACCOUNT_STORE_TOKENS = False
+
 # --- Bookings -------------------------------------------------------------------------------
 DEFAULT_CURRENCY = env.str("DEFAULT_CURRENCY", default="EUR").upper()
 # How long a pending booking of a paid event holds its seat while the person pays.
 BOOKING_HOLD_MINUTES = env.int("BOOKING_HOLD_MINUTES", default=30)
+
+# Paid bookings: owners may cancel with a full refund until this many hours before the start.
+CANCELLATION_CUTOFF_HOURS = env.int("CANCELLATION_CUTOFF_HOURS", default=24)
+
+# Refunds: a pending refund is retried by a task if its first try never happened, then with
+# exponential backoff after failures; after the last attempt staff see a payment issue.
+REFUND_SAFETY_NET_SECONDS = env.int("REFUND_SAFETY_NET_SECONDS", default=120)
+REFUND_MAX_ATTEMPTS = env.int("REFUND_MAX_ATTEMPTS", default=8)
+
+# --- Background tasks (Django's Tasks API via django-tasks, stored in the database) ---------
+# A task enqueued inside a service's transaction is committed or rolled back with it.
+# Run workers with `python manage.py db_worker`.
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+
+# --- Stripe (dj-stripe) ---------------------------------------------------------------------
+STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")
+if STRIPE_SECRET_KEY in {"your-stripe-secret"}:
+    STRIPE_SECRET_KEY = ""  # the .env.example placeholder: payments stay off
+STRIPE_KEY_PATTERN = r"(sk|rk)_(test|live)_[A-Za-z0-9]{24,}"  # what dj-stripe accepts
+if STRIPE_SECRET_KEY and not re.fullmatch(STRIPE_KEY_PATTERN, STRIPE_SECRET_KEY):
+    raise ImproperlyConfigured("STRIPE_SECRET_KEY must look like sk_test_... or sk_live_...")
+STRIPE_LIVE_MODE = STRIPE_SECRET_KEY.startswith(("sk_live_", "rk_live_"))
+STRIPE_LIVE_SECRET_KEY = STRIPE_SECRET_KEY if STRIPE_LIVE_MODE else ""
+STRIPE_TEST_SECRET_KEY = "" if STRIPE_LIVE_MODE else STRIPE_SECRET_KEY
+STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
+if STRIPE_WEBHOOK_SECRET in {"your-stripe-webhook-secret"}:
+    STRIPE_WEBHOOK_SECRET = ""
+# The path part of the webhook URL registered with Stripe: /stripe/webhook/<this uuid>.
+STRIPE_WEBHOOK_UUID = env.str("STRIPE_WEBHOOK_UUID", default="")
+# Only for tests and local fakes: where the stripe library sends API calls.
+STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="")
+DJSTRIPE_FOREIGN_KEY_TO_FIELD = "id"
+# Where Stripe Checkout sends the person afterwards ({CHECKOUT_SESSION_ID} is filled by Stripe).
+CHECKOUT_SUCCESS_URL = env.str(
+    "CHECKOUT_SUCCESS_URL",
+    default="http://127.0.0.1:8000/payments/success?session_id={CHECKOUT_SESSION_ID}",
+)
+CHECKOUT_CANCEL_URL = env.str(
+    "CHECKOUT_CANCEL_URL", default="http://127.0.0.1:8000/payments/cancelled"
+)
 
 # --- Logging --------------------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")

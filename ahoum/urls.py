@@ -5,15 +5,19 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from ahoum.views import HealthView
+from facilitators.backoffice import backoffice
 
 urlpatterns = [
     re_path(r"^healthz/?$", HealthView.as_view(), name="healthz"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("admin/", admin.site.urls),
+    path("backoffice/", backoffice.urls),
+    path("stripe/", include("djstripe.urls", namespace="djstripe")),
     path("", include("accounts.urls")),
     path("", include("events.urls")),
     path("", include("bookings.urls")),
+    path("", include("facilitators.urls")),
 ]
 
 handler400 = "ahoum.errors.bad_request"

@@ -1,6 +1,7 @@
 from django.contrib import admin
 
-from bookings.models import Booking, BookingAudit
+from bookings import payments, services
+from bookings.models import Booking, BookingAudit, PaymentIssue, Refund, RefundStatus
 
 
 class BookingAuditInline(admin.TabularInline):
@@ -53,4 +54,54 @@ class BookingAdmin(admin.ModelAdmin):
         return False
 
     def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Refund)
+class RefundAdmin(admin.ModelAdmin):
+    """Money owed back. Failed refunds retry on their own; `gave_up` ones need a person."""
+
+    list_display = [
+        "booking",
+        "amount",
+        "currency",
+        "status",
+        "attempts",
+        "next_attempt_at",
+        "updated_at",
+    ]
+    list_filter = ["status"]
+    search_fields = ["booking__user__email", "booking__event__title", "stripe_refund_id"]
+    list_select_related = ["booking"]
+    actions = ["retry_now"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [field.name for field in Refund._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.action(description="Retry the selected refunds now")
+    def retry_now(self, request, queryset):
+        retried = 0
+        for refund in queryset.exclude(status=RefundStatus.SUCCEEDED):
+            refund = services.reopen_refund(refund_id=refund.pk)
+            result = payments.attempt_refund(refund_id=refund.pk, after_attempts=refund.attempts)
+            retried += result.status == RefundStatus.SUCCEEDED
+        self.message_user(request, f"{retried} of {queryset.count()} refunds succeeded.")
+
+
+@admin.register(PaymentIssue)
+class PaymentIssueAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "kind", "booking", "stripe_object_id", "resolved"]
+    list_filter = ["resolved", "kind"]
+    list_editable = ["resolved"]
+    list_select_related = ["booking"]
+    search_fields = ["detail", "stripe_object_id"]
+    readonly_fields = ["booking", "kind", "detail", "stripe_object_id", "created_at"]
+
+    def has_add_permission(self, request) -> bool:
         return False

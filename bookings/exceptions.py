@@ -36,3 +36,35 @@ class AlreadyBooked(DomainError):
 class NotCancellable(DomainError):
     code = "not_cancellable"
     default_detail = "This booking cannot be cancelled."
+
+
+class NotPayable(DomainError):
+    code = "not_payable"
+    default_detail = "This booking cannot be paid or refunded in its current state."
+
+
+class CancellationCutoffPassed(DomainError):
+    code = "cancellation_cutoff_passed"
+    default_detail = "It is too late to cancel this paid booking."
+
+
+class PaymentsNotConfigured(DomainError):
+    status_code = 503
+    code = "payments_not_configured"
+    default_detail = (
+        "Online payment is not configured on this server; the booking stays unpaid until "
+        "staff mark it paid."
+    )
+
+
+class PaymentProviderUnavailable(DomainError):
+    status_code = 503
+    code = "payment_provider_unavailable"
+    default_detail = "The payment provider could not be reached. No seat is held; try again."
+    headers = {"Retry-After": "5"}
+
+
+class PaymentProviderError(DomainError):
+    status_code = 502
+    code = "payment_provider_error"
+    default_detail = "The payment provider refused the request. No seat is held."

@@ -1,6 +1,9 @@
+from decimal import Decimal
+
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import Q, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 
@@ -38,6 +41,22 @@ class BookingQuerySet(models.QuerySet):
     def for_listing(self) -> "BookingQuerySet":
         return self.select_related("event")
 
+    def registration_summary(self) -> dict:
+        """Counts by status and the money kept (paid and confirmed), in one query."""
+        by_status = {
+            status: models.Count("pk", filter=Q(status=status))
+            for status in ("pending", "confirmed", "cancelled", "expired")
+        }
+        return self.aggregate(
+            **by_status,
+            refunded=models.Count("pk", filter=Q(payment_status="refunded")),
+            revenue=Coalesce(
+                models.Sum("amount", filter=Q(payment_status="paid", status="confirmed")),
+                Value(Decimal("0.00")),
+                output_field=models.DecimalField(max_digits=12, decimal_places=2),
+            ),
+        )
+
 
 class Booking(models.Model):
     """A person's seat at an event. Fields change only through `bookings.services`."""
@@ -57,6 +76,11 @@ class Booking(models.Model):
     hold_expires_at = models.DateTimeField(null=True, blank=True)
     # Incremented by every transition; CRM notifications carry it so receivers drop stale ones.
     version = models.PositiveIntegerField(default=1)
+
+    # Stripe Checkout (empty for free events and when payments are not configured).
+    checkout_session_id = models.CharField(max_length=255, blank=True, db_index=True)
+    checkout_url = models.URLField(max_length=2000, blank=True)
+    payment_intent_id = models.CharField(max_length=255, blank=True, db_index=True)
 
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
@@ -106,6 +130,7 @@ class BookingAudit(models.Model):
 
     booking = models.ForeignKey(Booking, on_delete=models.CASCADE, related_name="audit")
     version = models.PositiveIntegerField()
+    change = models.CharField(max_length=40, default="", help_text="e.g. booking.paid")
     from_status = models.CharField(max_length=20, blank=True)
     to_status = models.CharField(max_length=20)
     from_payment_status = models.CharField(max_length=20, blank=True)
@@ -128,3 +153,61 @@ class BookingAudit(models.Model):
 
     def __str__(self) -> str:
         return f"{self.from_status or '∅'} → {self.to_status}"
+
+
+class RefundStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed (retrying)"
+    GAVE_UP = "gave_up", "Failed (staff must act)"
+
+
+class Refund(models.Model):
+    """The money going back for one paid booking; retried until Stripe confirms it."""
+
+    booking = models.OneToOneField(Booking, on_delete=models.PROTECT, related_name="refund")
+    amount = models.DecimalField(max_digits=10, decimal_places=2)
+    currency = models.CharField(max_length=3)
+    status = models.CharField(
+        max_length=20, choices=RefundStatus.choices, default=RefundStatus.PENDING
+    )
+    reason = models.CharField(max_length=255)
+    stripe_refund_id = models.CharField(max_length=255, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+    succeeded_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["status", "next_attempt_at"], name="refund_due_idx")]
+
+    def __str__(self) -> str:
+        return f"Refund of booking #{self.booking_id} ({self.status})"
+
+
+class PaymentIssueKind(models.TextChoices):
+    AMOUNT_MISMATCH = "amount_mismatch", "Paid amount differs from the booking"
+    UNKNOWN_BOOKING = "unknown_booking", "Payment for an unknown booking"
+    REFUND_FAILING = "refund_failing", "Refund keeps failing"
+
+
+class PaymentIssue(models.Model):
+    """Something about a payment that staff must look at; never resolved automatically."""
+
+    booking = models.ForeignKey(
+        Booking, on_delete=models.PROTECT, null=True, blank=True, related_name="payment_issues"
+    )
+    kind = models.CharField(max_length=30, choices=PaymentIssueKind.choices)
+    detail = models.TextField()
+    stripe_object_id = models.CharField(max_length=255, blank=True)
+    resolved = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["resolved", "-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} (booking #{self.booking_id})"

@@ -1,3 +1,4 @@
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from bookings.models import Booking
@@ -20,6 +21,20 @@ class BookingSerializer(serializers.ModelSerializer):
     user_id = serializers.IntegerField(read_only=True)
     facilitator_id = serializers.IntegerField(read_only=True)
     event = BookedEventSerializer(read_only=True)
+    checkout_url = serializers.SerializerMethodField()
+    checkout_session_id = serializers.SerializerMethodField()
+
+    @extend_schema_field(serializers.URLField(allow_null=True))
+    def get_checkout_url(self, booking: Booking) -> str | None:
+        return booking.checkout_url if self._payable(booking) else None
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_checkout_session_id(self, booking: Booking) -> str | None:
+        return booking.checkout_session_id if self._payable(booking) else None
+
+    @staticmethod
+    def _payable(booking: Booking) -> bool:
+        return bool(booking.checkout_session_id) and booking.status == "pending"
 
     class Meta:
         model = Booking
@@ -39,6 +54,8 @@ class BookingSerializer(serializers.ModelSerializer):
             "cancelled_at",
             "expired_at",
             "refunded_at",
+            "checkout_url",
+            "checkout_session_id",
             "event",
         ]
         read_only_fields = fields

@@ -9,18 +9,33 @@ releasing a seat never breaks the invariant and locks only the booking.
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 
 from ahoum.db import service_transaction
+from bookings import tasks
 from bookings.exceptions import (
     AlreadyBooked,
+    CancellationCutoffPassed,
     EventNotBookable,
     EventNotFound,
     NotCancellable,
+    NotPayable,
     OwnEvent,
     SoldOut,
 )
-from bookings.models import ACTIVE_STATUSES, Booking, BookingAudit, BookingStatus, PaymentStatus
+from bookings.models import (
+    ACTIVE_STATUSES,
+    Booking,
+    BookingAudit,
+    BookingStatus,
+    PaymentIssue,
+    PaymentIssueKind,
+    PaymentStatus,
+    Refund,
+    RefundStatus,
+)
+from bookings.signals import booking_changed
 from events.models import Event, EventStatus
 
 STATUS_TIMESTAMPS = {
@@ -38,12 +53,7 @@ def book_event(*, user, event_id: int) -> Booking:
         event = Event.objects.select_for_update().filter(pk=event_id).first()
         if event is None:
             raise EventNotFound()
-        if event.status != EventStatus.SCHEDULED:
-            raise EventNotBookable("This event has been cancelled.")
-        if event.starts_at <= now:
-            raise EventNotBookable("This event has already started.")
-        if event.facilitator_id == user.pk:
-            raise OwnEvent()
+        _check_bookable(event, user.pk, now)
 
         existing = Booking.objects.select_for_update().filter(user=user, event=event).active()
         for booking in existing:
@@ -75,22 +85,64 @@ def book_event(*, user, event_id: int) -> Booking:
         _audit(
             booking, from_status="", from_payment_status="", actor=user, reason="booked", now=now
         )
+        if booking.hold_expires_at:
+            _schedule_expiry(booking)
     return booking
 
 
-def cancel_booking(*, booking: Booking, by, reason: str = "cancelled by attendee") -> Booking:
-    """Cancel an unpaid hold or a free booking; its seat is free again at once."""
+def cancel_booking(
+    *, booking: Booking, by, reason: str = "cancelled by attendee", apply_cutoff: bool = True
+) -> Booking:
+    """Cancel an active booking; its seat is free at once. A paid one gets a pending `Refund`.
+
+    With `apply_cutoff`, a paid booking can only be cancelled more than
+    CANCELLATION_CUTOFF_HOURS before the event starts. The refund itself is a Stripe call made
+    after this transaction (`payments.attempt_refund`), with a retry task as a safety net.
+    """
     now = timezone.now()
     with service_transaction():
-        booking = Booking.objects.select_for_update().get(pk=booking.pk)
+        booking = Booking.objects.select_for_update().select_related("event").get(pk=booking.pk)
         if booking.status not in ACTIVE_STATUSES:
             raise NotCancellable(f"This booking is already {booking.status}.")
         if booking.payment_status == PaymentStatus.PAID:
-            raise NotCancellable(
-                "This booking is paid; cancelling it needs a refund, which is not available yet."
-            )
-        _transition(booking, status=BookingStatus.CANCELLED, actor=by, reason=reason, now=now)
+            cutoff = timedelta(hours=settings.CANCELLATION_CUTOFF_HOURS)
+            if apply_cutoff and booking.event.starts_at - now < cutoff:
+                raise CancellationCutoffPassed(
+                    "Paid bookings can be cancelled with a full refund until "
+                    f"{settings.CANCELLATION_CUTOFF_HOURS} hours before the event starts; "
+                    "that time has passed."
+                )
+            _transition(booking, status=BookingStatus.CANCELLED, actor=by, reason=reason, now=now)
+            _open_refund(booking, reason=reason, now=now)
+        else:
+            _transition(booking, status=BookingStatus.CANCELLED, actor=by, reason=reason, now=now)
     return booking
+
+
+def cancel_bookings_of_cancelled_event(*, event: Event, by, reason: str) -> list[Booking]:
+    """Settle every active booking of an event being cancelled; return those it cancelled.
+
+    A building block, not an operation: it runs inside the caller's service transaction,
+    which holds the event's row lock (see `events.services.cancel_event`). Paid bookings get
+    a pending `Refund` (the money moves after commit); unpaid and free ones are cancelled.
+    """
+    now = timezone.now()
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("cancel_bookings_of_cancelled_event needs the caller's transaction")
+    cancelled = []
+    for booking in Booking.objects.select_for_update().filter(event=event).active():
+        _transition(
+            booking,
+            status=BookingStatus.CANCELLED,
+            actor=by,
+            reason=f"event cancelled: {reason}" if reason else "event cancelled",
+            now=now,
+            change="booking.event_cancelled",
+        )
+        if booking.payment_status == PaymentStatus.PAID:
+            _open_refund(booking, reason="event cancelled", now=now)
+        cancelled.append(booking)
+    return cancelled
 
 
 def expire_hold(*, booking_id: int, now: datetime | None = None) -> bool:
@@ -113,7 +165,13 @@ def expire_stale_holds(*, now: datetime | None = None, limit: int = 1000) -> int
     return sum(expire_hold(booking_id=pk, now=now) for pk in list(stale))
 
 
-def mark_paid(*, booking_id: int, actor=None, reason: str = "payment received") -> Booking:
+def mark_paid(
+    *,
+    booking_id: int,
+    actor=None,
+    reason: str = "payment received",
+    payment_intent_id: str = "",
+) -> Booking:
     """Record that the booking's amount was received, and confirm it if it has a seat.
 
     A payment can arrive after its hold lapsed (or the booking was cancelled meanwhile): the
@@ -128,6 +186,9 @@ def mark_paid(*, booking_id: int, actor=None, reason: str = "payment received") 
         booking = Booking.objects.select_for_update().get(pk=booking_id)
         if booking.payment_status != PaymentStatus.UNPAID:
             return booking  # already paid, refunded or free: a replay
+        if payment_intent_id:
+            booking.payment_intent_id = payment_intent_id
+            booking.save(update_fields=["payment_intent_id"])
 
         if booking.holds_seat(now):
             _transition(
@@ -157,18 +218,25 @@ def mark_paid(*, booking_id: int, actor=None, reason: str = "payment received") 
                 reason=f"{reason} after the hold lapsed; no seat left, to be refunded",
                 now=now,
             )
+            # Never keep money without a seat.
+            _open_refund(booking, reason="paid after the seat was gone", now=now)
     return booking
 
 
-def mark_refunded(*, booking_id: int, actor=None, reason: str = "refunded") -> Booking:
-    """Record a refund of a paid booking; an active booking is cancelled. Idempotent."""
+def mark_refunded(
+    *, booking_id: int, actor=None, reason: str = "refunded", stripe_refund_id: str = ""
+) -> Booking:
+    """Record that a paid booking's money went back; an active booking is cancelled.
+
+    Idempotent: our own refund and Stripe's later `charge.refunded` both arrive here.
+    """
     now = timezone.now()
     with service_transaction():
         booking = Booking.objects.select_for_update().get(pk=booking_id)
         if booking.payment_status == PaymentStatus.REFUNDED:
             return booking
         if booking.payment_status != PaymentStatus.PAID:
-            raise NotCancellable(
+            raise NotPayable(
                 f"Only paid bookings can be refunded (this one is {booking.payment_status})."
             )
         new_status = BookingStatus.CANCELLED if booking.status in ACTIVE_STATUSES else None
@@ -180,7 +248,134 @@ def mark_refunded(*, booking_id: int, actor=None, reason: str = "refunded") -> B
             reason=reason,
             now=now,
         )
+        Refund.objects.filter(booking=booking).exclude(status=RefundStatus.SUCCEEDED).update(
+            status=RefundStatus.SUCCEEDED,
+            stripe_refund_id=stripe_refund_id,
+            succeeded_at=now,
+            next_attempt_at=None,
+            updated_at=now,
+        )
     return booking
+
+
+def attach_checkout(*, booking_id: int, session_id: str, url: str, expires_at: datetime) -> Booking:
+    """Store a hold's Checkout Session; the hold lasts as long as the session can be paid."""
+    with service_transaction():
+        booking = Booking.objects.select_for_update().get(pk=booking_id)
+        booking.checkout_session_id = session_id
+        booking.checkout_url = url
+        fields = ["checkout_session_id", "checkout_url", "updated_at"]
+        if booking.status == BookingStatus.PENDING and expires_at > booking.hold_expires_at:
+            booking.hold_expires_at = expires_at
+            fields.append("hold_expires_at")
+            _schedule_expiry(booking)
+        booking.save(update_fields=fields)
+    return booking
+
+
+def release_hold(*, booking_id: int, reason: str) -> Booking | None:
+    """End an unpaid hold now (payment failed, checkout expired or could not start)."""
+    now = timezone.now()
+    with service_transaction():
+        booking = Booking.objects.select_for_update().filter(pk=booking_id).first()
+        if booking is None:
+            return None
+        if (
+            booking.status == BookingStatus.PENDING
+            and booking.payment_status == PaymentStatus.UNPAID
+        ):
+            _transition(booking, status=BookingStatus.EXPIRED, reason=reason, now=now)
+    return booking
+
+
+def renew_hold(*, booking: Booking, by) -> Booking:
+    """Hold a seat again for an unpaid booking whose hold lapsed, if one is free."""
+    now = timezone.now()
+    with service_transaction():
+        event = Event.objects.select_for_update().get(pk=booking.event_id)
+        booking = Booking.objects.select_for_update().get(pk=booking.pk)
+        if booking.payment_status != PaymentStatus.UNPAID or booking.status not in (
+            BookingStatus.PENDING,
+            BookingStatus.EXPIRED,
+        ):
+            raise NotPayable(f"This booking is {booking.status} and {booking.payment_status}.")
+        if booking.holds_seat(now):
+            return booking
+        _check_bookable(event, booking.user_id, now)
+        others = Booking.objects.filter(user_id=booking.user_id, event=event).active()
+        if others.exclude(pk=booking.pk).exists():
+            raise AlreadyBooked("You already have another booking for this event.")
+        if _seats_taken(event, now) >= event.capacity:
+            raise SoldOut()
+        booking.hold_expires_at = now + timedelta(minutes=settings.BOOKING_HOLD_MINUTES)
+        booking.checkout_session_id = booking.checkout_url = ""
+        _transition(
+            booking,
+            status=BookingStatus.PENDING,
+            actor=by,
+            reason="hold renewed for a new checkout",
+            now=now,
+            extra_fields={"hold_expires_at", "checkout_session_id", "checkout_url"},
+        )
+        _schedule_expiry(booking)
+    return booking
+
+
+def record_refund_failure(*, refund_id: int, error: str, retry_at: datetime | None) -> Refund:
+    """Keep a failed refund attempt visible; schedule the next try or hand it to staff."""
+    with service_transaction():
+        refund = Refund.objects.select_for_update().get(pk=refund_id)
+        if refund.status == RefundStatus.SUCCEEDED:
+            return refund
+        refund.last_error = error[:2000]
+        refund.next_attempt_at = retry_at
+        refund.status = RefundStatus.FAILED if retry_at else RefundStatus.GAVE_UP
+        refund.save(update_fields=["last_error", "next_attempt_at", "status", "updated_at"])
+        if retry_at:
+            tasks.process_refund.using(run_after=retry_at).enqueue(refund.pk, refund.attempts)
+        else:
+            flag_payment_issue(
+                booking_id=refund.booking_id,
+                kind=PaymentIssueKind.REFUND_FAILING,
+                detail=f"Refund failed {refund.attempts} times; last error: {error}",
+            )
+    return refund
+
+
+def start_refund_attempt(*, refund_id: int, after_attempts: int) -> Refund | None:
+    """Claim the next attempt of a refund still owed, if `after_attempts` were made so far.
+
+    Each scheduled try names the attempt count it follows, so the request's own try, the
+    safety-net task and a retry never make the same attempt twice. None: nothing to do.
+    """
+    with service_transaction():
+        refund = Refund.objects.select_for_update().select_related("booking").get(pk=refund_id)
+        if refund.status not in (RefundStatus.PENDING, RefundStatus.FAILED):
+            return None
+        if refund.attempts != after_attempts or refund.booking.payment_status != PaymentStatus.PAID:
+            return None
+        refund.attempts += 1
+        refund.save(update_fields=["attempts", "updated_at"])
+    return refund
+
+
+def reopen_refund(*, refund_id: int) -> Refund:
+    """Let staff try a given-up refund again (after fixing its cause)."""
+    with service_transaction():
+        refund = Refund.objects.select_for_update().get(pk=refund_id)
+        if refund.status == RefundStatus.GAVE_UP:
+            refund.status = RefundStatus.FAILED
+            refund.save(update_fields=["status", "updated_at"])
+    return refund
+
+
+def flag_payment_issue(
+    *, booking_id: int | None, kind: str, detail: str, stripe_object_id: str = ""
+) -> PaymentIssue:
+    """Record something about a payment that staff must review (never auto-resolved)."""
+    return PaymentIssue.objects.create(
+        booking_id=booking_id, kind=kind, detail=detail, stripe_object_id=stripe_object_id
+    )
 
 
 def needs_refund(booking: Booking) -> bool:
@@ -191,6 +386,38 @@ def needs_refund(booking: Booking) -> bool:
 
 
 # --- internals ------------------------------------------------------------------------------
+
+
+def _check_bookable(event: Event, user_id: int, now: datetime) -> None:
+    if event.status != EventStatus.SCHEDULED:
+        raise EventNotBookable("This event has been cancelled.")
+    if event.starts_at <= now:
+        raise EventNotBookable("This event has already started.")
+    if event.facilitator_id == user_id:
+        raise OwnEvent()
+
+
+def _schedule_expiry(booking: Booking) -> None:
+    # Bookkeeping only: a lapsed hold already stops counting as a seat when it lapses.
+    tasks.expire_hold.using(run_after=booking.hold_expires_at).enqueue(booking.pk)
+
+
+def _open_refund(booking: Booking, *, reason: str, now: datetime) -> Refund:
+    """Owe the booking's money back: a `Refund` row, and a task that makes it happen."""
+    refund, created = Refund.objects.get_or_create(
+        booking=booking,
+        defaults={
+            "amount": booking.amount,
+            "currency": booking.currency,
+            "reason": reason[:255],
+            "created_at": now,
+        },
+    )
+    if created:
+        # Safety net: runs if the request that owes the refund dies before trying it.
+        retry_at = now + timedelta(seconds=settings.REFUND_SAFETY_NET_SECONDS)
+        tasks.process_refund.using(run_after=retry_at).enqueue(refund.pk, 0)
+    return refund
 
 
 def _seats_taken(event: Event, now: datetime) -> int:
@@ -219,10 +446,12 @@ def _transition(
     actor=None,
     reason: str,
     now: datetime,
+    extra_fields: set[str] = frozenset(),
+    change: str = "",
 ) -> None:
     """Apply a state change to a locked booking and record it in the audit trail."""
     from_status, from_payment_status = booking.status, booking.payment_status
-    fields = {"version", "updated_at"}
+    fields = {"version", "updated_at", *extra_fields}
     if status and status != booking.status:
         booking.status = status
         fields.add("status")
@@ -244,15 +473,24 @@ def _transition(
         actor=actor,
         reason=reason,
         now=now,
+        change=change,
     )
 
 
 def _audit(
-    booking: Booking, *, from_status: str, from_payment_status: str, actor, reason: str, now
+    booking: Booking,
+    *,
+    from_status: str,
+    from_payment_status: str,
+    actor,
+    reason: str,
+    now,
+    change: str = "",
 ) -> None:
-    BookingAudit.objects.create(
+    audit = BookingAudit.objects.create(
         booking=booking,
         version=booking.version,
+        change=change or _change_name(booking, from_status, from_payment_status),
         from_status=from_status,
         to_status=booking.status,
         from_payment_status=from_payment_status,
@@ -261,3 +499,18 @@ def _audit(
         reason=reason[:255],
         created_at=now,
     )
+    booking_changed.send(sender=Booking, booking=booking, audit=audit)
+
+
+def _change_name(booking: Booking, from_status: str, from_payment_status: str) -> str:
+    """What happened, as notification types name it (`booking.paid`, `booking.expired`...)."""
+    if not from_status:
+        return "booking.created"
+    if booking.payment_status != from_payment_status and booking.payment_status in (
+        PaymentStatus.PAID,
+        PaymentStatus.REFUNDED,
+    ):
+        return f"booking.{booking.payment_status}"
+    if booking.status != from_status:
+        return f"booking.{booking.status}"
+    return "booking.updated"

@@ -1,12 +1,13 @@
-from drf_spectacular.utils import extend_schema
-from rest_framework import mixins, status, viewsets
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.permissions import IsAuthenticated
+from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from ahoum.errors import ErrorSerializer
-from bookings import services
+from bookings import payments
 from bookings.filters import BookingFilter
 from bookings.models import Booking
 from bookings.serializers import BookingCreateSerializer, BookingSerializer
@@ -28,17 +29,64 @@ class BookingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         request=BookingCreateSerializer,
         responses={201: BookingSerializer, 404: ErrorSerializer, 409: ErrorSerializer},
         description="Book a seat. Free events are confirmed at once; paid events are held "
-        "(`pending`/`unpaid`) until `hold_expires_at`. Errors: 404 `event_not_found`, 409 "
-        "`event_not_bookable`, `sold_out` or `already_booked`, 403 `own_event`.",
+        "(`pending`/`unpaid`) until `hold_expires_at` and, when Stripe is configured, come with "
+        "`checkout_url`. Errors: 404 `event_not_found`, 409 `event_not_bookable`, `sold_out` or "
+        "`already_booked`, 403 `own_event`, 502/503 when Stripe fails (no seat stays held).",
     )
     def create(self, request: Request) -> Response:
         serializer = BookingCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        booking = services.book_event(user=request.user, **serializer.validated_data)
+        booking = payments.book_with_checkout(user=request.user, **serializer.validated_data)
         return Response(BookingSerializer(booking).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(request=None, responses={200: BookingSerializer, 409: ErrorSerializer})
+    @extend_schema(
+        request=None,
+        responses={200: BookingSerializer, 409: ErrorSerializer},
+        description="Cancel an unpaid hold or a free booking, or a paid one with a full refund "
+        "until CANCELLATION_CUTOFF_HOURS before the start (409 `cancellation_cutoff_passed` "
+        "after). The seat is free at once.",
+    )
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk=None) -> Response:
-        booking = services.cancel_booking(booking=self.get_object(), by=request.user)
+        booking = payments.cancel_with_refund(booking=self.get_object(), by=request.user)
         return Response(BookingSerializer(booking).data)
+
+    @extend_schema(
+        request=None,
+        responses={
+            200: BookingSerializer,
+            409: ErrorSerializer,
+            502: ErrorSerializer,
+            503: ErrorSerializer,
+        },
+        description="The booking's open Stripe Checkout Session, or a new one if its hold "
+        "lapsed and a seat can still be held (409 `sold_out` otherwise).",
+    )
+    @action(detail=True, methods=["post"])
+    def checkout(self, request: Request, pk=None) -> Response:
+        booking = payments.checkout(booking=self.get_object(), by=request.user)
+        return Response(BookingSerializer(booking).data)
+
+
+class CheckoutReturnView(APIView):
+    """Where Stripe Checkout sends the person back (CHECKOUT_SUCCESS_URL/CANCEL_URL defaults).
+
+    A front end normally takes these URLs; without one, the API answers plainly. The booking
+    is confirmed by Stripe's webhook, not by this page.
+    """
+
+    permission_classes = [AllowAny]
+    authentication_classes = []
+    outcome = "success"
+
+    @extend_schema(
+        responses={200: inline_serializer("CheckoutReturn", {"detail": serializers.CharField()})}
+    )
+    def get(self, request: Request) -> Response:
+        if self.outcome == "success":
+            detail = (
+                "Thank you. Your payment is being confirmed; see GET /bookings/ for its status."
+            )
+        else:
+            detail = "Payment cancelled. Your seat stays held until hold_expires_at."
+        return Response({"detail": detail})

@@ -5,8 +5,9 @@ from rest_framework import status
 
 from ahoum.db import service_transaction
 from ahoum.errors import DomainError
+from bookings import services as booking_services
 from bookings.models import Booking
-from events.models import Event
+from events.models import Event, EventStatus
 
 
 class CapacityBelowSeatsTaken(DomainError):
@@ -41,22 +42,43 @@ def create_event(*, facilitator, **fields) -> Event:
     return event
 
 
+def check_capacity(*, event: Event, capacity: int) -> None:
+    """Refuse a capacity below the seats already taken (confirmed or held)."""
+    taken = Booking.objects.filter(event=event).holding_seats(timezone.now()).count()
+    if capacity < taken:
+        raise CapacityBelowSeatsTaken(f"{taken} seats are already taken; capacity cannot be lower.")
+
+
 def update_event(*, event: Event, **changes) -> Event:
     """Change an event's details; capacity never drops below the seats already taken."""
     with service_transaction():
         # Same lock as booking: no seat can be taken between the count and the write.
         event = Event.objects.select_for_update().get(pk=event.pk)
         if "capacity" in changes:
-            taken = Booking.objects.filter(event=event).holding_seats(timezone.now()).count()
-            if changes["capacity"] < taken:
-                raise CapacityBelowSeatsTaken(
-                    f"{taken} seats are already taken; capacity cannot be lower."
-                )
+            check_capacity(event=event, capacity=changes["capacity"])
         for name, value in changes.items():
             setattr(event, name, value)
         event.full_clean()
         event.save()
     return event
+
+
+def cancel_event(*, event_id: int, by, reason: str = "") -> tuple[Event, bool]:
+    """Cancel an event and settle its bookings in one transaction; (event, newly cancelled).
+
+    The event stays in the database with its history. Cancelling it again changes nothing.
+    """
+    with service_transaction():
+        # The booking lock: nobody can book while its bookings are being settled.
+        event = Event.objects.select_for_update().get(pk=event_id)
+        if event.status == EventStatus.CANCELLED:
+            return event, False
+        event.status = EventStatus.CANCELLED
+        event.cancelled_at = timezone.now()
+        event.cancellation_reason = reason
+        event.save(update_fields=["status", "cancelled_at", "cancellation_reason", "updated_at"])
+        booking_services.cancel_bookings_of_cancelled_event(event=event, by=by, reason=reason)
+    return event, True
 
 
 def delete_event(*, event: Event) -> None:

@@ -303,13 +303,21 @@ def test_audit_trail_records_each_transition(user, user_client, paid_event):
 
     rows = list(
         BookingAudit.objects.filter(booking=booking).values_list(
-            "version", "from_status", "to_status", "to_payment_status", "actor", "reason"
+            "version", "change", "from_status", "to_status", "to_payment_status", "actor", "reason"
         )
     )
 
     assert rows == [
-        (1, "", "pending", "unpaid", user.pk, "booked"),
-        (2, "pending", "cancelled", "unpaid", user.pk, "cancelled by attendee"),
+        (1, "booking.created", "", "pending", "unpaid", user.pk, "booked"),
+        (
+            2,
+            "booking.cancelled",
+            "pending",
+            "cancelled",
+            "unpaid",
+            user.pk,
+            "cancelled by attendee",
+        ),
     ]
     booking.refresh_from_db()
     assert booking.version == 2 and booking.cancelled_at is not None
@@ -323,3 +331,42 @@ def test_payment_status_values(user, paid_event, free_event):
         services.book_event(user=user, event_id=paid_event.pk).payment_status
         == PaymentStatus.UNPAID
     )
+
+
+def test_the_worker_expires_a_hold_when_it_lapses(user, paid_event):
+    from conftest import run_tasks
+
+    booking = services.book_event(user=user, event_id=paid_event.pk)
+    run_tasks()
+    booking.refresh_from_db()
+    assert booking.status == BookingStatus.PENDING  # not due yet
+
+    with time_machine.travel(booking.hold_expires_at + timedelta(seconds=1)):
+        run_tasks()
+
+    booking.refresh_from_db()
+    assert booking.status == BookingStatus.EXPIRED
+
+
+def test_every_change_is_announced_once_with_its_name(user, paid_event):
+    from bookings.signals import booking_changed
+
+    heard = []
+
+    def listen(sender, booking, audit, **kwargs):
+        heard.append((booking.pk, audit.version, audit.change))
+
+    booking_changed.connect(listen)
+    try:
+        booking = services.book_event(user=user, event_id=paid_event.pk)
+        services.mark_paid(booking_id=booking.pk)
+        services.mark_paid(booking_id=booking.pk)  # a replay announces nothing
+        services.mark_refunded(booking_id=booking.pk)
+    finally:
+        booking_changed.disconnect(listen)
+
+    assert heard == [
+        (booking.pk, 1, "booking.created"),
+        (booking.pk, 2, "booking.paid"),
+        (booking.pk, 3, "booking.refunded"),
+    ]

@@ -10,8 +10,8 @@ from django.utils import timezone
 
 from accounts.tests.factories import UserFactory
 from bookings import services
-from bookings.exceptions import NotCancellable
-from bookings.models import Booking, BookingAudit, BookingStatus, PaymentStatus
+from bookings.exceptions import CancellationCutoffPassed, NotPayable
+from bookings.models import Booking, BookingAudit, BookingStatus, PaymentStatus, Refund
 from events.tests.factories import EventFactory
 
 pytestmark = pytest.mark.django_db
@@ -122,16 +122,35 @@ def test_mark_refunded_cancels_and_is_idempotent(user):
 def test_unpaid_booking_cannot_be_refunded(user):
     booking = services.book_event(user=user, event_id=EventFactory().pk)
 
-    with pytest.raises(NotCancellable):
+    with pytest.raises(NotPayable):
         services.mark_refunded(booking_id=booking.pk)
 
 
-def test_paid_booking_cannot_be_cancelled_without_refund(user):
-    booking = services.book_event(user=user, event_id=EventFactory(price=Decimal("5")).pk)
+def test_cancelling_a_paid_booking_releases_the_seat_and_owes_a_refund(user):
+    event = EventFactory(price=Decimal("5"), capacity=1)
+    booking = services.book_event(user=user, event_id=event.pk)
     services.mark_paid(booking_id=booking.pk)
 
-    with pytest.raises(NotCancellable):
+    cancelled = services.cancel_booking(booking=booking, by=user)
+
+    assert (cancelled.status, cancelled.payment_status) == ("cancelled", "paid")
+    assert cancelled.refund.status == "pending"
+    assert cancelled.refund.amount == Decimal("5.00")
+    assert services.book_event(user=UserFactory(), event_id=event.pk).status == "pending"
+
+
+def test_paid_booking_cannot_be_cancelled_after_the_cutoff(user, settings):
+    settings.CANCELLATION_CUTOFF_HOURS = 24
+    event = EventFactory(starts_at=timezone.now() + timedelta(hours=23))
+    booking = services.book_event(user=user, event_id=event.pk)
+    services.mark_paid(booking_id=booking.pk)
+
+    with pytest.raises(CancellationCutoffPassed, match="24 hours"):
         services.cancel_booking(booking=booking, by=user)
+
+    booking.refresh_from_db()
+    assert booking.status == "confirmed"
+    assert not Refund.objects.exists()
 
 
 def test_expire_hold_leaves_a_paid_booking_alone(user):

@@ -1,0 +1,312 @@
+"""Stripe: Checkout Sessions for paid bookings, webhook outcomes, refunds.
+
+Every Stripe call here runs outside any transaction that holds a lock; the booking's state
+changes only through `bookings.services`. Webhooks arrive through dj-stripe's view (which
+verifies the signature and stores the event), whose receiver enqueues `apply_stripe_event`.
+"""
+
+import logging
+import random
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import stripe
+from django.conf import settings
+from django.utils import timezone
+from djstripe.models import Event as StripeEvent
+
+from bookings import services
+from bookings.exceptions import (
+    NotPayable,
+    PaymentProviderError,
+    PaymentProviderUnavailable,
+    PaymentsNotConfigured,
+)
+from bookings.models import (
+    Booking,
+    PaymentIssueKind,
+    PaymentStatus,
+    Refund,
+    RefundStatus,
+)
+
+logger = logging.getLogger(__name__)
+
+# https://docs.stripe.com/currencies#zero-decimal and #three-decimal
+ZERO_DECIMAL = {"BIF", "CLP", "DJF", "GNF", "JPY", "KMF", "KRW", "MGA", "PYG", "RWF", "UGX", "VND",
+                "VUV", "XAF", "XOF", "XPF"}  # fmt: skip
+THREE_DECIMAL = {"BHD", "JOD", "KWD", "OMR", "TND"}
+# https://docs.stripe.com/api/checkout/sessions/create#create_checkout_session-expires_at
+SESSION_MIN_LIFETIME = timedelta(minutes=31)  # Stripe's floor is 30 minutes after creation
+SESSION_MAX_LIFETIME = timedelta(hours=23, minutes=58)
+
+
+def configured() -> bool:
+    return bool(settings.STRIPE_SECRET_KEY)
+
+
+def minor_units(amount: Decimal, currency: str) -> int:
+    """Stripe amounts are integers in the currency's smallest unit (cents, or yen)."""
+    exponent = (
+        0 if currency.upper() in ZERO_DECIMAL else 3 if currency.upper() in THREE_DECIMAL else 2
+    )
+    return int((amount * (10**exponent)).to_integral_value())
+
+
+# --- Checkout -------------------------------------------------------------------------------
+
+
+def book_with_checkout(*, user, event_id: int) -> Booking:
+    """Book a seat; a paid hold also gets a Checkout Session when Stripe is configured."""
+    booking = services.book_event(user=user, event_id=event_id)
+    if booking.payment_status == PaymentStatus.UNPAID and configured():
+        booking = open_checkout(booking=booking)
+    return booking
+
+
+def checkout(*, booking: Booking, by) -> Booking:
+    """The booking's open Checkout Session, or a new one if its hold lapsed and a seat is free."""
+    if not configured():
+        raise PaymentsNotConfigured()
+    if booking.payment_status != PaymentStatus.UNPAID:
+        raise NotPayable(f"This booking is already {booking.payment_status}.")
+    if booking.checkout_session_id and booking.holds_seat():
+        return booking
+    booking = services.renew_hold(booking=booking, by=by)
+    return open_checkout(booking=booking)
+
+
+def open_checkout(*, booking: Booking) -> Booking:
+    """Create the hold's Checkout Session. If Stripe fails, the hold is released at once."""
+    expires_at = _session_expiry(booking.hold_expires_at)
+    try:
+        session = stripe.checkout.Session.create(
+            **_session_params(booking, expires_at),
+            # Same hold, same key: a retried call returns the same session, never a second one.
+            idempotency_key=f"ahoum-checkout-{booking.pk}-{int(booking.hold_expires_at.timestamp())}",
+            api_key=settings.STRIPE_SECRET_KEY,
+        )
+    except stripe.StripeError as error:
+        logger.warning(
+            "checkout session for booking %s failed: %s", booking.pk, type(error).__name__
+        )
+        services.release_hold(booking_id=booking.pk, reason="payment provider failed at checkout")
+        if (
+            isinstance(error, stripe.APIConnectionError | stripe.RateLimitError)
+            or (getattr(error, "http_status", None) or 500) >= 500
+        ):
+            raise PaymentProviderUnavailable() from error
+        raise PaymentProviderError() from error
+    logger.info("checkout session %s opened for booking %s", session.id, booking.pk)
+    return services.attach_checkout(
+        booking_id=booking.pk,
+        session_id=session.id,
+        url=session.url,
+        expires_at=datetime.fromtimestamp(session.expires_at, tz=UTC),
+    )
+
+
+def _session_expiry(hold_expires_at: datetime) -> datetime:
+    """The hold's end, but at least Stripe's minimum session lifetime from now.
+
+    Rounded up to the minute, so a retried call for the same hold sends the same parameters
+    with the same idempotency key (Stripe refuses a reused key with other parameters).
+    """
+    now = timezone.now()
+    expiry = min(max(hold_expires_at, now + SESSION_MIN_LIFETIME), now + SESSION_MAX_LIFETIME)
+    if expiry.second or expiry.microsecond:
+        expiry = expiry.replace(second=0, microsecond=0) + timedelta(minutes=1)
+    return expiry
+
+
+def _session_params(booking: Booking, expires_at: datetime) -> dict:
+    event = booking.event
+    metadata = {
+        "user_id": booking.user_id,
+        "event_id": booking.event_id,
+        "facilitator_id": booking.facilitator_id,
+        "booking_id": booking.pk,
+    }
+    return {
+        "mode": "payment",
+        "line_items": [
+            {
+                "quantity": 1,
+                "price_data": {
+                    "currency": booking.currency.lower(),
+                    "unit_amount": minor_units(booking.amount, booking.currency),
+                    "product_data": {
+                        "name": event.title,
+                        "description": f"{event.starts_at:%Y-%m-%d %H:%M} UTC, {event.location}",
+                    },
+                },
+            }
+        ],
+        "customer_email": booking.user.email,
+        "client_reference_id": str(booking.pk),
+        "metadata": metadata,
+        # The payment intent (and so its charge and refunds) carries the same trace.
+        "payment_intent_data": {"metadata": metadata},
+        "expires_at": int(expires_at.timestamp()),
+        "success_url": settings.CHECKOUT_SUCCESS_URL,
+        "cancel_url": settings.CHECKOUT_CANCEL_URL,
+    }
+
+
+# --- Webhook outcomes -------------------------------------------------------------------------
+
+
+def apply_stripe_event(*, event_id: str) -> None:
+    """Apply one verified, stored Stripe event to its booking. Safe to run more than once."""
+    event = StripeEvent.objects.get(id=event_id)
+    handler = EVENT_HANDLERS.get(event.type)
+    if handler is None:
+        return
+    logger.info("stripe event %s (%s)", event.id, event.type)
+    handler(event.data["object"])
+
+
+def _session_paid(session: dict) -> None:
+    if session.get("payment_status") != "paid":
+        return  # an async payment method: wait for async_payment_succeeded/failed
+    booking = _booking_for_session(session)
+    if booking is None:
+        return
+    expected = minor_units(booking.amount, booking.currency)
+    paid_currency = (session.get("currency") or "").upper()
+    if session.get("amount_total") != expected or paid_currency != booking.currency:
+        logger.error("stripe session %s amount mismatch for booking %s", session["id"], booking.pk)
+        services.flag_payment_issue(
+            booking_id=booking.pk,
+            kind=PaymentIssueKind.AMOUNT_MISMATCH,
+            detail=(
+                f"Session paid {session.get('amount_total')} {paid_currency}; the booking is "
+                f"{expected} {booking.currency} (minor units). Not confirmed."
+            ),
+            stripe_object_id=session["id"],
+        )
+        return
+    booking = services.mark_paid(
+        booking_id=booking.pk,
+        reason=f"paid through Stripe Checkout {session['id']}",
+        payment_intent_id=session.get("payment_intent") or "",
+    )
+    if services.needs_refund(booking):
+        attempt_refund(refund_id=booking.refund.pk, after_attempts=booking.refund.attempts)
+
+
+def _session_failed(session: dict) -> None:
+    booking = _booking_for_session(session)
+    # Only the booking's current session ends its hold: a renewed hold has a newer session.
+    if booking is None or booking.checkout_session_id != session["id"]:
+        return
+    services.release_hold(booking_id=booking.pk, reason=f"Stripe checkout {session['id']} ended")
+
+
+def _charge_refunded(charge: dict) -> None:
+    booking = Booking.objects.filter(payment_intent_id=charge.get("payment_intent") or "-").first()
+    if booking is None:
+        logger.warning(
+            "charge.refunded for unknown payment intent %s", charge.get("payment_intent")
+        )
+        return
+    if charge.get("amount_refunded", 0) < charge.get("amount", 0):
+        services.flag_payment_issue(
+            booking_id=booking.pk,
+            kind=PaymentIssueKind.AMOUNT_MISMATCH,
+            detail=f"Partial refund in Stripe ({charge.get('amount_refunded')} of "
+            f"{charge.get('amount')}); the booking is unchanged.",
+            stripe_object_id=charge.get("id", ""),
+        )
+        return
+    services.mark_refunded(booking_id=booking.pk, reason="refunded in Stripe (charge.refunded)")
+
+
+def _booking_for_session(session: dict) -> Booking | None:
+    reference = session.get("client_reference_id") or (session.get("metadata") or {}).get(
+        "booking_id"
+    )
+    booking = None
+    if reference and str(reference).isdigit():
+        booking = Booking.objects.filter(pk=int(reference)).first()
+    if booking is None:
+        logger.error("stripe session %s names no known booking (%r)", session.get("id"), reference)
+        services.flag_payment_issue(
+            booking_id=None,
+            kind=PaymentIssueKind.UNKNOWN_BOOKING,
+            detail=f"Checkout session names booking {reference!r}, which does not exist.",
+            stripe_object_id=session.get("id", ""),
+        )
+    return booking
+
+
+EVENT_HANDLERS = {
+    "checkout.session.completed": _session_paid,
+    "checkout.session.async_payment_succeeded": _session_paid,
+    "checkout.session.async_payment_failed": _session_failed,
+    "checkout.session.expired": _session_failed,
+    "charge.refunded": _charge_refunded,
+}
+
+
+# --- Refunds --------------------------------------------------------------------------------
+
+
+def cancel_with_refund(*, booking: Booking, by) -> Booking:
+    """The owner cancels; a paid booking is refunded in full (before the cutoff)."""
+    booking = services.cancel_booking(booking=booking, by=by)
+    refund = Refund.objects.filter(booking=booking).first()
+    if refund is not None and refund.status == RefundStatus.PENDING:
+        attempt_refund(refund_id=refund.pk, after_attempts=refund.attempts)
+        booking.refresh_from_db()
+    return booking
+
+
+def attempt_refund(*, refund_id: int, after_attempts: int = 0) -> Refund:
+    """Try to move a refund's money back through Stripe; on failure schedule the next try."""
+    refund = services.start_refund_attempt(refund_id=refund_id, after_attempts=after_attempts)
+    if refund is None:
+        return Refund.objects.get(pk=refund_id)  # done, given up, or tried by someone else
+    booking = refund.booking
+    if not booking.payment_intent_id or not configured():
+        # Paid outside Stripe (marked paid by staff or the CRM): a person must pay it back.
+        return services.record_refund_failure(
+            refund_id=refund.pk,
+            error="No Stripe payment to refund; refund this booking by hand.",
+            retry_at=None,
+        )
+    try:
+        stripe_refund = stripe.Refund.create(
+            payment_intent=booking.payment_intent_id,
+            amount=minor_units(refund.amount, refund.currency),
+            reason="requested_by_customer",
+            metadata={"booking_id": booking.pk, "reason": refund.reason[:450]},
+            # Per booking and attempt: Stripe replays a stored answer (even an error) for a
+            # reused key, and a full refund can never be made twice (charge_already_refunded).
+            idempotency_key=f"ahoum-refund-{booking.pk}-{refund.attempts}",
+            api_key=settings.STRIPE_SECRET_KEY,
+        )
+    except stripe.StripeError as error:
+        if getattr(error, "code", None) == "charge_already_refunded":
+            services.mark_refunded(booking_id=booking.pk, reason="already refunded in Stripe")
+            return Refund.objects.get(pk=refund.pk)
+        logger.warning("refund %s attempt %s failed: %s", refund.pk, refund.attempts, error)
+        return services.record_refund_failure(
+            refund_id=refund.pk,
+            error=f"{type(error).__name__}: {getattr(error, 'user_message', None) or error}",
+            retry_at=_next_refund_attempt(refund.attempts),
+        )
+    logger.info("refund %s succeeded for booking %s", stripe_refund.id, booking.pk)
+    services.mark_refunded(
+        booking_id=booking.pk,
+        reason=f"refunded: {refund.reason}",
+        stripe_refund_id=stripe_refund.id,
+    )
+    return Refund.objects.get(pk=refund.pk)
+
+
+def _next_refund_attempt(attempts: int) -> datetime | None:
+    if attempts >= settings.REFUND_MAX_ATTEMPTS:
+        return None
+    delay = min(60 * 2 ** (attempts - 1), 6 * 3600)
+    return timezone.now() + timedelta(seconds=delay * random.uniform(1.0, 1.2))  # noqa: S311

@@ -1,0 +1,31 @@
+"""Background work for bookings, run by `python manage.py db_worker`.
+
+Tasks are enqueued inside the transaction that makes them necessary, so they exist exactly
+when that change committed. Each one is safe to run twice.
+"""
+
+from django_tasks import task
+
+
+@task()
+def expire_hold(booking_id: int) -> bool:
+    """Mark a lapsed unpaid hold `expired` (enqueued to run at its hold expiry)."""
+    from bookings import services
+
+    return services.expire_hold(booking_id=booking_id)
+
+
+@task()
+def process_refund(refund_id: int, after_attempts: int) -> str:
+    """Try (again) to refund a booking through Stripe, unless that attempt was already made."""
+    from bookings import payments
+
+    return payments.attempt_refund(refund_id=refund_id, after_attempts=after_attempts).status
+
+
+@task()
+def apply_stripe_event(event_id: str) -> None:
+    """Apply a verified Stripe webhook event (stored by dj-stripe) to its booking."""
+    from bookings import payments
+
+    payments.apply_stripe_event(event_id=event_id)

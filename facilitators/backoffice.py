@@ -1,0 +1,190 @@
+"""The facilitators' back office: a second AdminSite at /backoffice/.
+
+A separate site, not the main admin with scoped permissions: facilitators never get
+`is_staff`, so /admin/ (users, CRM records, Stripe tables) stays closed to them by
+construction, and this site registers only what they may see, each list scoped to the
+signed-in facilitator's own events. Changes go through the same services as the API.
+"""
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.forms import AdminAuthenticationForm
+from django.core.exceptions import ValidationError
+from django.http import Http404
+from django.template.response import TemplateResponse
+
+from ahoum.errors import DomainError
+from bookings.models import Booking, BookingAudit
+from events import services as event_services
+from events.models import Event, EventStatus
+from facilitators import services
+
+
+def may_use_backoffice(user) -> bool:
+    return bool(user.is_active and (user.is_facilitator or user.is_staff))
+
+
+class BackOfficeLoginForm(AdminAuthenticationForm):
+    def confirm_login_allowed(self, user):
+        if not may_use_backoffice(user):
+            raise ValidationError(
+                "This back office is for facilitators. Sign in with a facilitator account.",
+                code="invalid_login",
+            )
+
+
+class BackOfficeSite(admin.AdminSite):
+    site_header = "Ahoum back office"
+    site_title = "Ahoum back office"
+    index_title = "Your events and registrations"
+    login_form = BackOfficeLoginForm
+
+    def has_permission(self, request) -> bool:
+        return may_use_backoffice(request.user)
+
+
+backoffice = BackOfficeSite(name="backoffice")
+
+
+class OwnRowsAdmin(admin.ModelAdmin):
+    """Rows of the facilitator's own events only; anything else is a 404."""
+
+    owner_lookup = "facilitator"
+
+    def get_queryset(self, request):
+        rows = super().get_queryset(request)
+        return rows if request.user.is_staff else rows.filter(**{self.owner_lookup: request.user})
+
+    def get_object(self, request, object_id, from_field=None):
+        row = super().get_object(request, object_id, from_field)  # from the scoped queryset
+        if row is None:
+            raise Http404("No such item among yours.")
+        return row
+
+    def has_module_permission(self, request) -> bool:
+        return may_use_backoffice(request.user)
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return may_use_backoffice(request.user)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class EventForm(forms.ModelForm):
+    class Meta:
+        model = Event
+        fields = ["title", "description", "type", "starts_at", "ends_at", "timezone", "location",
+                  "capacity", "price", "currency"]  # fmt: skip
+
+    def clean_capacity(self):
+        capacity = self.cleaned_data["capacity"]
+        if self.instance.pk:
+            try:  # the service checks again under the event's lock when saving
+                event_services.check_capacity(event=self.instance, capacity=capacity)
+            except DomainError as error:
+                raise ValidationError(str(error.detail)) from error
+        return capacity
+
+
+@admin.register(Event, site=backoffice)
+class EventBackOffice(OwnRowsAdmin):
+    form = EventForm
+    list_display = ["title", "type", "starts_at", "capacity", "seats_left", "status"]
+    list_filter = ["status", "type"]
+    search_fields = ["title"]
+    readonly_fields = ["status", "cancelled_at", "cancellation_reason"]
+    actions = ["cancel_events"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).with_seats_left()
+
+    @admin.display(description="Seats left", ordering="seats_left")
+    def seats_left(self, event) -> int:
+        return event.seats_left
+
+    def has_add_permission(self, request) -> bool:
+        return request.user.is_facilitator
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return may_use_backoffice(request.user) and (
+            obj is None or obj.status == EventStatus.SCHEDULED
+        )
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        # Django wraps a POST in transaction.atomic(); the events services open their own
+        # durable transaction (with the row lock and lock timeout), which must be the outer one.
+        return self._changeform_view(request, object_id, form_url, extra_context)
+
+    def save_model(self, request, obj, form, change):
+        fields = {name: form.cleaned_data[name] for name in form.changed_data}
+        if change:
+            event_services.update_event(event=obj, **fields)
+        else:
+            created = event_services.create_event(facilitator=request.user, **form.cleaned_data)
+            obj.pk = created.pk
+
+    @admin.action(description="Cancel selected events (refund paid bookings)")
+    def cancel_events(self, request, queryset):
+        if request.POST.get("confirm") != "yes":
+            return TemplateResponse(
+                request,
+                "backoffice/cancel_confirmation.html",
+                {
+                    **self.admin_site.each_context(request),
+                    "title": "Cancel events?",
+                    "events": queryset,
+                    "opts": self.model._meta,
+                    "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+                },
+            )
+        reason = request.POST.get("reason", "").strip()
+        for event in queryset:
+            summary = services.cancel_event(event=event, by=request.user, reason=reason)
+            self.message_user(
+                request,
+                f"{event.title}: cancelled. {summary.refunded} refunded, {summary.cancelled} "
+                f"cancelled, {summary.refund_failed} refunds being retried.",
+                messages.WARNING if summary.refund_failed else messages.SUCCESS,
+            )
+        return None
+
+
+class AuditInline(admin.TabularInline):
+    model = BookingAudit
+    fields = ["version", "change", "from_status", "to_status", "to_payment_status", "reason",
+              "created_at"]  # fmt: skip
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return may_use_backoffice(request.user)
+
+
+@admin.register(Booking, site=backoffice)
+class BookingBackOffice(OwnRowsAdmin):
+    owner_lookup = "event__facilitator"
+    list_display = ["id", "attendee", "event", "status", "payment_status", "amount", "created_at"]
+    list_filter = ["status", "payment_status"]
+    search_fields = ["user__email", "user__name", "event__title"]
+    list_select_related = ["user", "event"]
+    inlines = [AuditInline]
+
+    fields = ["attendee", "event", "status", "payment_status", "amount", "currency",
+              "hold_expires_at", "created_at", "confirmed_at", "cancelled_at",
+              "refunded_at"]  # fmt: skip
+    readonly_fields = fields
+
+    @admin.display(description="Attendee")
+    def attendee(self, booking) -> str:
+        return f"{booking.user.name} <{booking.user.email}>"
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False

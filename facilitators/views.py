@@ -1,0 +1,105 @@
+from django.db.models import Count, Q
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema
+from rest_framework import generics
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.permissions import IsFacilitator
+from bookings.filters import BookingFilter
+from bookings.models import Booking
+from events.models import Event
+from facilitators import services
+from facilitators.permissions import IsEventFacilitatorOrStaff
+from facilitators.serializers import (
+    CancelEventSerializer,
+    CancellationSummarySerializer,
+    FacilitatorEventSerializer,
+    RegistrationPageSerializer,
+    RegistrationSerializer,
+    RegistrationSummarySerializer,
+)
+
+
+class OwnEventMixin:
+    """The event named in the URL: 404 if unknown, 403 unless the caller runs it (or is staff)."""
+
+    permission_classes = [IsEventFacilitatorOrStaff]
+
+    def get_event(self) -> Event:
+        if not hasattr(self, "_event"):
+            self._event = get_object_or_404(Event.objects.all(), pk=self.kwargs["event_id"])
+            self.check_object_permissions(self.request, self._event)
+        return self._event
+
+
+class RegistrationsView(OwnEventMixin, generics.ListAPIView):
+    """Who booked the event, with a summary of seats, statuses and revenue."""
+
+    serializer_class = RegistrationSerializer
+    filterset_class = BookingFilter
+    queryset = Booking.objects.none()
+
+    def get_queryset(self):
+        return (
+            Booking.objects.filter(event=self.get_event())
+            .select_related("user")
+            .order_by("created_at", "id")
+        )
+
+    @extend_schema(responses={200: RegistrationPageSerializer}, tags=["facilitator"])
+    def get(self, request: Request, *args, **kwargs) -> Response:
+        response = self.list(request, *args, **kwargs)
+        event = Event.objects.with_seats_left().get(pk=self.get_event().pk)
+        counts = Booking.objects.filter(event=event).registration_summary()
+        summary = {
+            "event_id": event.pk,
+            "title": event.title,
+            "capacity": event.capacity,
+            "seats_left": event.seats_left,
+            "currency": event.currency,
+            **counts,
+        }
+        response.data["summary"] = RegistrationSummarySerializer(summary).data
+        return response
+
+
+class CancelEventView(OwnEventMixin, APIView):
+    @extend_schema(
+        request=CancelEventSerializer,
+        responses={200: CancellationSummarySerializer},
+        tags=["facilitator"],
+        description="Cancel the event (it is kept, with status `cancelled`): paid bookings are "
+        "refunded through Stripe, unpaid and free ones cancelled. Calling it again answers with "
+        "the same summary and refunds nothing twice.",
+    )
+    def post(self, request: Request, event_id: int) -> Response:
+        event = self.get_event()
+        serializer = CancelEventSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        summary = services.cancel_event(
+            event=event, by=request.user, reason=serializer.validated_data["reason"]
+        )
+        return Response(summary.as_dict())
+
+
+class FacilitatorEventsView(generics.ListAPIView):
+    """The caller's own events (staff: everyone's), with booking counts and seats left."""
+
+    serializer_class = FacilitatorEventSerializer
+    permission_classes = [IsFacilitator]
+    queryset = Event.objects.none()
+
+    def get_queryset(self):
+        events = Event.objects.for_catalogue().annotate(
+            bookings_confirmed=Count("bookings", filter=Q(bookings__status="confirmed")),
+            bookings_pending=Count("bookings", filter=Q(bookings__status="pending")),
+        )
+        if not self.request.user.is_staff:
+            events = events.filter(facilitator=self.request.user)
+        return events.order_by("-starts_at", "-id")
+
+    @extend_schema(tags=["facilitator"])
+    def get(self, request: Request, *args, **kwargs) -> Response:
+        return self.list(request, *args, **kwargs)
