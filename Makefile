@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint format migrate clean
+.PHONY: run test e2e lint format migrate clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,11 @@ run: venv
 test: venv
 	$(BIN)/pytest $(ARGS)
 
+# End to end: gunicorn, a task worker, the CRM receiver and a fake Stripe as real processes on
+# 127.0.0.1 against a fresh PostgreSQL database. Logs and screenshots land in artifacts/e2e/.
+e2e: venv
+	$(BIN)/pytest e2e -p no:cacheprovider $(ARGS)
+
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -42,3 +47,4 @@ format: venv
 
 clean:
 	rm -rf $(VENV) db.sqlite3 db.sqlite3-* staticfiles .pytest_cache .ruff_cache
+

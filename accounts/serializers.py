@@ -6,6 +6,7 @@ from rest_framework_simplejwt.serializers import TokenObtainPairSerializer, Toke
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from accounts.models import Role, User
+from ahoum.serializers import StrictCharField, StrictEmailField
 
 
 class UserSerializer(serializers.ModelSerializer):
@@ -16,9 +17,9 @@ class UserSerializer(serializers.ModelSerializer):
 
 
 class RegisterSerializer(serializers.Serializer):
-    email = serializers.EmailField(max_length=254)
-    password = serializers.CharField(write_only=True, style={"input_type": "password"})
-    name = serializers.CharField(max_length=150)
+    email = StrictEmailField(max_length=254)
+    password = StrictCharField(write_only=True, style={"input_type": "password"})
+    name = StrictCharField(max_length=150)
     role = serializers.ChoiceField(choices=Role.choices, default=Role.USER)
 
     def validate(self, attrs):
@@ -51,13 +52,20 @@ class TokenPairSerializer(serializers.Serializer):
     """Response shape of login, refresh and the Google callback (for the schema)."""
 
     access_token = serializers.CharField()
-    refresh_token = serializers.CharField()
+    refresh_token = StrictCharField()
     token_type = serializers.CharField()
     expires_in = serializers.IntegerField(help_text="Access token lifetime in seconds.")
 
 
 class LoginSerializer(TokenObtainPairSerializer):
     """`{email, password}` → a token pair. Unknown email and wrong password fail alike (401)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields[self.username_field] = StrictCharField(write_only=True)
+        self.fields["password"] = StrictCharField(
+            write_only=True, trim_whitespace=False, style={"input_type": "password"}
+        )
 
     @classmethod
     def get_token(cls, user: User) -> RefreshToken:
@@ -76,7 +84,7 @@ class RefreshSerializer(TokenRefreshSerializer):
 
     refresh = None
     access = None
-    refresh_token = serializers.CharField(write_only=True)
+    refresh_token = StrictCharField(write_only=True)
 
     def validate(self, attrs):
         try:
@@ -89,12 +97,12 @@ class RefreshSerializer(TokenRefreshSerializer):
 
 
 class LogoutSerializer(serializers.Serializer):
-    refresh_token = serializers.CharField()
+    refresh_token = StrictCharField()
 
 
 class SetPasswordSerializer(serializers.Serializer):
-    new_password = serializers.CharField(write_only=True, style={"input_type": "password"})
-    current_password = serializers.CharField(
+    new_password = StrictCharField(write_only=True, style={"input_type": "password"})
+    current_password = StrictCharField(
         write_only=True,
         required=False,
         default="",

@@ -44,7 +44,11 @@ class LoginView(TokenObtainPairView):
     serializer_class = LoginSerializer
     throttle_classes = [AuthRateThrottle]
 
-    @extend_schema(request=LoginSerializer, responses={200: TokenPairSerializer}, tags=["auth"])
+    @extend_schema(
+        request=LoginSerializer,
+        responses={200: TokenPairSerializer, 401: ErrorSerializer},
+        tags=["auth"],
+    )
     def post(self, request: Request, *args, **kwargs) -> Response:
         return super().post(request, *args, **kwargs)
 
@@ -53,7 +57,11 @@ class RefreshView(TokenRefreshView):
     serializer_class = RefreshSerializer
     throttle_classes = [AuthRateThrottle]
 
-    @extend_schema(request=RefreshSerializer, responses={200: TokenPairSerializer}, tags=["auth"])
+    @extend_schema(
+        request=RefreshSerializer,
+        responses={200: TokenPairSerializer, 401: ErrorSerializer},
+        tags=["auth"],
+    )
     def post(self, request: Request, *args, **kwargs) -> Response:
         return super().post(request, *args, **kwargs)
 
@@ -65,7 +73,7 @@ class LogoutView(APIView):
 
     @extend_schema(
         request=LogoutSerializer,
-        responses={204: OpenApiResponse(description="Logged out.")},
+        responses={204: OpenApiResponse(description="Logged out."), 401: ErrorSerializer},
         tags=["auth"],
     )
     def post(self, request: Request) -> Response:
@@ -97,7 +105,9 @@ class SetPasswordView(APIView):
     throttle_classes = [AuthRateThrottle]
 
     @extend_schema(
-        request=SetPasswordSerializer, responses={200: TokenPairSerializer}, tags=["auth"]
+        request=SetPasswordSerializer,
+        responses={200: TokenPairSerializer, 401: ErrorSerializer},
+        tags=["auth"],
     )
     def post(self, request: Request) -> Response:
         serializer = SetPasswordSerializer(data=request.data, context={"user": request.user})

@@ -10,8 +10,9 @@ reshaped here, so views never build error bodies themselves.
 import logging
 from typing import Any
 
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import HttpRequest, JsonResponse
+from django.http import Http404, HttpRequest, JsonResponse
 from django.views import defaults
 from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
@@ -69,6 +70,13 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         body = error_body(exc.code, str(exc.detail), fields)
         body.update(exc.extra)
         return Response(body, status=exc.status_code, headers=exc.headers)
+
+    # DRF converts these itself, but only inside its handler; convert first so the stable
+    # `code` below comes from the DRF exception (`not_found`, `permission_denied`).
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied(*exc.args)
 
     if isinstance(exc, DjangoValidationError):
         # A model's full_clean() in a service: same answer as a serializer's validation.

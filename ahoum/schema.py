@@ -1,7 +1,7 @@
 """OpenAPI generation: every operation documents the error responses it can return."""
 
 from drf_spectacular import openapi
-from rest_framework.permissions import AllowAny
+from rest_framework.permissions import SAFE_METHODS, AllowAny, IsAuthenticatedOrReadOnly
 
 from ahoum.errors import ErrorSerializer
 
@@ -14,8 +14,8 @@ class AutoSchema(openapi.AutoSchema):
             possible.append("401")  # a bad or expired token is refused even on public reads
         if not all(isinstance(p, AllowAny) for p in self.view.get_permissions()):
             possible.append("403")
-        if "{" in self.path:
-            possible.append("404")
+        if "{" in self.path or (self.method == "GET" and self._is_list_view()):
+            possible.append("404")  # unknown id, or a page number past the end
         if self.view.get_throttles():
             possible.append("429")
         for code in possible:
@@ -24,3 +24,13 @@ class AutoSchema(openapi.AutoSchema):
                     ErrorSerializer, code, direction=direction
                 )
         return responses
+
+    def get_auth(self):
+        auths = super().get_auth()
+        # drf-spectacular compares permission classes exactly; ours subclass DRF's.
+        public_read = self.method in SAFE_METHODS and any(
+            isinstance(p, IsAuthenticatedOrReadOnly) for p in self.view.get_permissions()
+        )
+        if public_read and {} not in auths:
+            auths.append({})
+        return auths

@@ -68,9 +68,11 @@ INSTALLED_APPS = [
     "events",
     "bookings",
     "facilitators",
+    "crm",
 ]
 
 MIDDLEWARE = [
+    "ahoum.logs.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -224,7 +226,6 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
-    "SECURITY": [{"jwtAuth": []}],
     "ENUM_NAME_OVERRIDES": {
         "EventStatusEnum": "events.models.EventStatus",
         "BookingStatusEnum": "bookings.models.BookingStatus",
@@ -326,13 +327,94 @@ CHECKOUT_CANCEL_URL = env.str(
     "CHECKOUT_CANCEL_URL", default="http://127.0.0.1:8000/payments/cancelled"
 )
 
-# --- Logging --------------------------------------------------------------------------------
+# --- CRM ---------------------------------------------------------------------------------
+# Out: every booking change is POSTed to CRM_WEBHOOK_URL by a task (crm/services.py), with
+# `Authorization: Bearer <CRM_WEBHOOK_SECRET>` and a Standard Webhooks signature keyed by the
+# secret's UTF-8 bytes. Under DEBUG the default is this server's own receiver, so the loop
+# works after `make run`; otherwise the default is empty, which turns notifications off.
+CRM_WEBHOOK_URL = env.str(
+    "CRM_WEBHOOK_URL", default="http://127.0.0.1:8000/crm/webhook" if DEBUG else ""
+)
+# Shared with the receiver: the bearer token both ways, and the signing key.
+CRM_WEBHOOK_SECRET = env.str("CRM_WEBHOOK_SECRET", default="")
+EXAMPLE_CRM_WEBHOOK_SECRETS = {"crmsecrettoken"}
+if DEBUG:
+    CRM_WEBHOOK_SECRET = CRM_WEBHOOK_SECRET or "development-crm-webhook-secret"
+elif CRM_WEBHOOK_SECRET in EXAMPLE_CRM_WEBHOOK_SECRETS:
+    raise ImproperlyConfigured("CRM_WEBHOOK_SECRET is the example value; set a random one.")
+elif CRM_WEBHOOK_URL and not CRM_WEBHOOK_SECRET:
+    raise ImproperlyConfigured("CRM_WEBHOOK_URL is set: set CRM_WEBHOOK_SECRET too.")
+# Seconds to connect and, separately, to wait for the answer, per attempt.
+CRM_TIMEOUT_SECONDS = env.float("CRM_TIMEOUT_SECONDS", default=10)
+# Failed deliveries are retried with exponential backoff (from CRM_RETRY_BASE_SECONDS, doubling
+# up to CRM_RETRY_MAX_DELAY_SECONDS, with jitter) until CRM_RETRY_HOURS after they were queued.
+CRM_RETRY_HOURS = env.float("CRM_RETRY_HOURS", default=24)
+CRM_RETRY_BASE_SECONDS = env.float("CRM_RETRY_BASE_SECONDS", default=10)
+CRM_RETRY_MAX_DELAY_SECONDS = env.float("CRM_RETRY_MAX_DELAY_SECONDS", default=3600)
+# In: POST /webhook and /crm/webhook. Larger bodies are refused with 413.
+CRM_WEBHOOK_MAX_BYTES = env.int("CRM_WEBHOOK_MAX_BYTES", default=65536)
+# Refuse unsigned notifications (403) once every sender signs them.
+CRM_WEBHOOK_REQUIRE_SIGNATURE = env.bool("CRM_WEBHOOK_REQUIRE_SIGNATURE", default=False)
+# Received notifications are forwarded here (empty: not forwarded) with
+# `Authorization: Bearer <CRM_FORWARD_TOKEN>`. FORWARD_FLASK_URL/_TOKEN are the original names.
+CRM_FORWARD_URL = env.str("CRM_FORWARD_URL", default=env.str("FORWARD_FLASK_URL", default=""))
+CRM_FORWARD_TOKEN = env.str("CRM_FORWARD_TOKEN", default=env.str("FORWARD_FLASK_TOKEN", default=""))
+
+# --- Email ----------------------------------------------------------------------------------
+# Booking emails are sent by tasks after the change commits (bookings/notifications.py).
+# EMAIL_URL picks Django's backend: smtp://host:25, smtp+tls://user:password@host:587
+# (STARTTLS) or smtp+ssl://user:password@host:465, user and password percent-encoded;
+# consolemail:// prints them. Default: the console under DEBUG, else an SMTP server on
+# localhost:25 (set EMAIL_URL in production).
+EMAIL_URL = env.str("EMAIL_URL", default="") or (
+    "consolemail://" if DEBUG else "smtp://localhost:25"
+)
+email_config = env.email_url_config(EMAIL_URL)
+EMAIL_BACKEND = email_config["EMAIL_BACKEND"]
+EMAIL_HOST = email_config["EMAIL_HOST"] or "localhost"
+EMAIL_USE_TLS = bool(email_config.get("EMAIL_USE_TLS"))
+EMAIL_USE_SSL = bool(email_config.get("EMAIL_USE_SSL"))
+EMAIL_PORT = email_config["EMAIL_PORT"] or (465 if EMAIL_USE_SSL else 587 if EMAIL_USE_TLS else 25)
+EMAIL_HOST_USER = email_config["EMAIL_HOST_USER"] or ""
+EMAIL_HOST_PASSWORD = email_config["EMAIL_HOST_PASSWORD"] or ""
+# Seconds an SMTP connection may block before the attempt fails (and is retried later).
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="") or "Ahoum <noreply@ahoum.example>"
+# Links in emails and calendar invites point here: {PUBLIC_BASE_URL}/bookings/{id}.
+PUBLIC_BASE_URL = (env.str("PUBLIC_BASE_URL", default="") or "http://127.0.0.1:8000").rstrip("/")
+# A failed send is retried with exponential backoff (from EMAIL_RETRY_BASE_SECONDS, doubling up
+# to EMAIL_RETRY_MAX_DELAY_SECONDS, with jitter), at most EMAIL_MAX_ATTEMPTS tries in all.
+EMAIL_MAX_ATTEMPTS = env.int("EMAIL_MAX_ATTEMPTS", default=10)
+EMAIL_RETRY_BASE_SECONDS = env.float("EMAIL_RETRY_BASE_SECONDS", default=60)
+EMAIL_RETRY_MAX_DELAY_SECONDS = env.float("EMAIL_RETRY_MAX_DELAY_SECONDS", default=3600)
+
+# --- Logging ---------------------------------------------------------------------------------
+# JSON lines (one per request, plus each booking transition, Stripe event, CRM delivery and
+# refund) in production; readable text in development. LOG_FORMAT overrides.
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+LOG_FORMAT = env.str("LOG_FORMAT", default="text" if DEBUG else "json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"request_id": {"()": "ahoum.logs.RequestIdFilter"}},
+    "formatters": {
+        "json": {"()": "ahoum.logs.JsonFormatter"},
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["request_id"],
+        }
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # The request line above replaces Django's own 4xx/5xx request warnings (errors with
+        # a traceback still come from django.request at ERROR).
+        "django.request": {"level": "ERROR"},
+        # stripe logs every API call at INFO; our payments module logs what matters.
+        "stripe": {"level": "WARNING"},
+    },
 }

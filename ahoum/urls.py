@@ -17,6 +17,7 @@ urlpatterns = [
     path("", include("accounts.urls")),
     path("", include("events.urls")),
     path("", include("bookings.urls")),
+    path("", include("crm.urls")),
     path("", include("facilitators.urls")),
 ]
 

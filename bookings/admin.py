@@ -1,7 +1,14 @@
 from django.contrib import admin
 
 from bookings import payments, services
-from bookings.models import Booking, BookingAudit, PaymentIssue, Refund, RefundStatus
+from bookings.models import (
+    Booking,
+    BookingAudit,
+    BookingEmail,
+    PaymentIssue,
+    Refund,
+    RefundStatus,
+)
 
 
 class BookingAuditInline(admin.TabularInline):
@@ -104,4 +111,23 @@ class PaymentIssueAdmin(admin.ModelAdmin):
     readonly_fields = ["booking", "kind", "detail", "stripe_object_id", "created_at"]
 
     def has_add_permission(self, request) -> bool:
+        return False
+
+
+@admin.register(BookingEmail)
+class BookingEmailAdmin(admin.ModelAdmin):
+    """What each attendee and facilitator was told, and whether the mail server took it."""
+
+    list_display = ["created_at", "booking", "kind", "to_email", "status", "attempts", "sent_at"]
+    list_filter = ["status", "kind", "recipient_kind"]
+    search_fields = ["to_email", "booking__event__title"]
+    list_select_related = ["booking"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [field.name for field in BookingEmail._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
         return False

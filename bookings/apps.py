@@ -9,6 +9,7 @@ class BookingsConfig(AppConfig):
     def ready(self) -> None:
         import stripe
 
+        import bookings.notifications  # noqa: F401  (connects booking_changed to the emails)
         from bookings import receivers  # noqa: F401  (connects the dj-stripe signals)
 
         if settings.STRIPE_API_BASE:

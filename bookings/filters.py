@@ -2,9 +2,10 @@ import django_filters
 from django.utils import timezone
 
 from bookings.models import Booking, BookingStatus
+from events.filters import StrictFilterSet
 
 
-class BookingFilter(django_filters.FilterSet):
+class BookingFilter(StrictFilterSet):
     status = django_filters.MultipleChoiceFilter(choices=BookingStatus.choices)
     when = django_filters.ChoiceFilter(
         choices=[("upcoming", "Upcoming"), ("past", "Past")],

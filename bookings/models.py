@@ -211,3 +211,76 @@ class PaymentIssue(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} (booking #{self.booking_id})"
+
+
+class EmailRecipient(models.TextChoices):
+    ATTENDEE = "attendee", "Attendee"
+    FACILITATOR = "facilitator", "Facilitator"
+
+
+class EmailKind(models.TextChoices):
+    CONFIRMED = "confirmed", "Booking confirmed (with calendar invite)"
+    CANCELLED = "cancelled", "Booking cancelled"
+    REFUNDED = "refunded", "Refund issued"
+    EVENT_CANCELLED = "event_cancelled", "Event cancelled by the facilitator"
+    HOLD_EXPIRED = "hold_expired", "Hold expired without payment"
+    NEW_REGISTRATION = "new_registration", "New confirmed registration (to the facilitator)"
+
+
+class EmailStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    SENDING = "sending", "Sending (claimed by a worker)"
+    SENT = "sent", "Sent"
+    FAILED = "failed", "Failed (retrying)"
+    GAVE_UP = "gave_up", "Failed (retries exhausted)"
+    UNCONFIRMED = "unconfirmed", "Unconfirmed (the worker stopped while sending; not resent)"
+
+
+class BookingEmail(models.Model):
+    """One email owed for one booking transition to one recipient; sent at most once.
+
+    Written inside the transaction of the change it tells about (bookings/notifications.py),
+    so it exists exactly when that change committed. The unique constraint is the guarantee:
+    one row per (booking, audit version, recipient kind), and a send attempt is claimed on the
+    row before any mail leaves.
+    """
+
+    booking = models.ForeignKey(Booking, on_delete=models.CASCADE, related_name="emails")
+    audit_version = models.PositiveIntegerField(
+        help_text="The version of the BookingAudit row (the transition) this email tells about."
+    )
+    recipient_kind = models.CharField(max_length=20, choices=EmailRecipient.choices)
+    kind = models.CharField(max_length=30, choices=EmailKind.choices)
+    to_email = models.EmailField(max_length=254)
+
+    status = models.CharField(
+        max_length=20, choices=EmailStatus.choices, default=EmailStatus.PENDING
+    )
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When the next attempt may start; while one runs, when it counts as lost.",
+    )
+    sent_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["booking", "audit_version", "recipient_kind"],
+                name="booking_email_once_per_transition",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="sent") | Q(sent_at__isnull=False),
+                name="booking_email_sent_has_time",
+            ),
+        ]
+        indexes = [models.Index(fields=["status", "next_attempt_at"], name="booking_email_due_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} to {self.recipient_kind} (booking #{self.booking_id})"

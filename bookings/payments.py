@@ -90,7 +90,12 @@ def open_checkout(*, booking: Booking) -> Booking:
         logger.warning(
             "checkout session for booking %s failed: %s", booking.pk, type(error).__name__
         )
-        services.release_hold(booking_id=booking.pk, reason="payment provider failed at checkout")
+        # Its own change name: the person got the error at once, no "seat released" email.
+        services.release_hold(
+            booking_id=booking.pk,
+            reason="payment provider failed at checkout",
+            change="booking.checkout_failed",
+        )
         if (
             isinstance(error, stripe.APIConnectionError | stripe.RateLimitError)
             or (getattr(error, "http_status", None) or 500) >= 500

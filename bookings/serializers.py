@@ -1,12 +1,13 @@
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from ahoum.serializers import StrictIntegerField
 from bookings.models import Booking
 from events.models import Event
 
 
 class BookingCreateSerializer(serializers.Serializer):
-    event_id = serializers.IntegerField(min_value=1)
+    event_id = StrictIntegerField(min_value=1)
 
 
 class BookedEventSerializer(serializers.ModelSerializer):

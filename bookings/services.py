@@ -6,6 +6,7 @@ capacity invariant (seats held + confirmed <= capacity), so whoever may take a s
 releasing a seat never breaks the invariant and locks only the booking.
 """
 
+import logging
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -37,6 +38,8 @@ from bookings.models import (
 )
 from bookings.signals import booking_changed
 from events.models import Event, EventStatus
+
+logger = logging.getLogger(__name__)
 
 STATUS_TIMESTAMPS = {
     BookingStatus.CONFIRMED: "confirmed_at",
@@ -273,7 +276,7 @@ def attach_checkout(*, booking_id: int, session_id: str, url: str, expires_at: d
     return booking
 
 
-def release_hold(*, booking_id: int, reason: str) -> Booking | None:
+def release_hold(*, booking_id: int, reason: str, change: str = "") -> Booking | None:
     """End an unpaid hold now (payment failed, checkout expired or could not start)."""
     now = timezone.now()
     with service_transaction():
@@ -284,7 +287,9 @@ def release_hold(*, booking_id: int, reason: str) -> Booking | None:
             booking.status == BookingStatus.PENDING
             and booking.payment_status == PaymentStatus.UNPAID
         ):
-            _transition(booking, status=BookingStatus.EXPIRED, reason=reason, now=now)
+            _transition(
+                booking, status=BookingStatus.EXPIRED, reason=reason, now=now, change=change
+            )
     return booking
 
 
@@ -498,6 +503,19 @@ def _audit(
         actor=actor,
         reason=reason[:255],
         created_at=now,
+    )
+    logger.info(
+        "booking transition",
+        extra={
+            "booking_id": booking.pk,
+            "event_id": booking.event_id,
+            "change": audit.change,
+            "version": audit.version,
+            "from_status": from_status,
+            "to_status": booking.status,
+            "payment_status": booking.payment_status,
+            "actor_id": getattr(actor, "pk", None),
+        },
     )
     booking_changed.send(sender=Booking, booking=booking, audit=audit)
 

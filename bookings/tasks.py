@@ -29,3 +29,11 @@ def apply_stripe_event(event_id: str) -> None:
     from bookings import payments
 
     payments.apply_stripe_event(event_id=event_id)
+
+
+@task()
+def send_booking_email(email_id: int, after_attempts: int) -> str:
+    """Make a booking email's next send attempt unless another task made it; its status."""
+    from bookings import notifications
+
+    return notifications.send_email(email_id=email_id, after_attempts=after_attempts)

@@ -1,16 +1,31 @@
-from drf_spectacular.utils import extend_schema, inline_serializer
+from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from ahoum.errors import ErrorSerializer
-from bookings import payments
+from bookings import emails, payments
 from bookings.filters import BookingFilter
 from bookings.models import Booking
 from bookings.serializers import BookingCreateSerializer, BookingSerializer
+
+
+class AnyAcceptNegotiation(DefaultContentNegotiation):
+    """The invite is text/calendar whatever the client accepts, and errors stay JSON.
+
+    Without this, a calendar client sending `Accept: text/calendar` would get 406, since the
+    API's only renderer is JSON; the invite itself is returned as a plain HttpResponse.
+    """
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
 
 
 class BookingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -66,6 +81,33 @@ class BookingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     def checkout(self, request: Request, pk=None) -> Response:
         booking = payments.checkout(booking=self.get_object(), by=request.user)
         return Response(BookingSerializer(booking).data)
+
+    @extend_schema(
+        operation_id="bookings_calendar",
+        responses={
+            (200, "text/calendar"): OpenApiResponse(
+                OpenApiTypes.BINARY, description="An RFC 5545 calendar (invite.ics)."
+            ),
+            404: ErrorSerializer,
+        },
+        description="The booking's calendar invite, the same one the confirmation email "
+        "carries: METHOD:REQUEST while the booking holds a seat (STATUS:TENTATIVE until it is "
+        "paid), METHOD:CANCEL once it is cancelled or expired. Its UID is stable per booking "
+        "and SEQUENCE is the booking's version, so calendars update the entry they made.",
+    )
+    @action(
+        detail=True,
+        methods=["get"],
+        url_path="calendar.ics",
+        url_name="calendar",
+        renderer_classes=[JSONRenderer],
+        content_negotiation_class=AnyAcceptNegotiation,
+    )
+    def calendar(self, request: Request, pk=None) -> HttpResponse:
+        invite = emails.calendar_invite(self.get_object())
+        response = HttpResponse(invite, content_type="text/calendar; charset=utf-8")
+        response["Content-Disposition"] = f'inline; filename="booking-{pk}.ics"'
+        return response
 
 
 class CheckoutReturnView(APIView):

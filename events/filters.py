@@ -1,11 +1,13 @@
 """Catalogue filters. A malformed value is a 400 naming the parameter, never ignored."""
 
+from datetime import UTC
+
 import django_filters
 from django import forms
 from django.db.models import Q
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema_field
+from drf_spectacular.utils import OpenApiParameter, extend_schema_field
 
 from events.models import EventStatus
 
@@ -32,7 +34,40 @@ class StrictBooleanFilter(django_filters.Filter):
     field_class = StrictBooleanField
 
 
-class EventFilter(django_filters.FilterSet):
+class UtcDateTimeField(django_filters.fields.IsoDateTimeField):
+    """ISO 8601 with any offset, compared in UTC (PostgreSQL refuses offsets beyond ±15:59)."""
+
+    def clean(self, value):
+        moment = super().clean(value)
+        if moment is None:
+            return None
+        try:
+            return moment.astimezone(UTC)
+        except OverflowError as error:
+            raise forms.ValidationError("Out of range.", code="invalid") from error
+
+
+class UtcDateTimeFilter(django_filters.IsoDateTimeFilter):
+    field_class = UtcDateTimeField
+
+
+class StrictFilterSet(django_filters.FilterSet):
+    """A typed parameter given without a value (`?rating=`) is a 400, not "no filter"."""
+
+    free_text = (django_filters.CharFilter,)
+
+    def is_valid(self) -> bool:
+        valid = super().is_valid()
+        for name, filter_ in self.filters.items():
+            if isinstance(filter_, self.free_text) or name not in self.data:
+                continue
+            if any(value == "" for value in self.data.getlist(name)):
+                self.form.add_error(name, "Give a value, or leave the parameter out.")
+                valid = False
+        return valid
+
+
+class EventFilter(StrictFilterSet):
     type = django_filters.CharFilter(
         method="filter_type",
         help_text="Event type, case-insensitive. Several: `type=Yoga&type=Meditation` or "
@@ -45,9 +80,9 @@ class EventFilter(django_filters.FilterSet):
         max_value=5,
         help_text="Minimum rating.",
     )
-    facilitator = django_filters.NumberFilter(field_name="facilitator_id", min_value=1)
-    starts_after = django_filters.IsoDateTimeFilter(field_name="starts_at", lookup_expr="gte")
-    starts_before = django_filters.IsoDateTimeFilter(field_name="starts_at", lookup_expr="lte")
+    facilitator = django_filters.NumberFilter(field_name="facilitator_id")
+    starts_after = UtcDateTimeFilter(field_name="starts_at", lookup_expr="gte")
+    starts_before = UtcDateTimeFilter(field_name="starts_at", lookup_expr="lte")
     price_min = django_filters.NumberFilter(field_name="price", lookup_expr="gte", min_value=0)
     price_max = django_filters.NumberFilter(field_name="price", lookup_expr="lte", min_value=0)
     available = StrictBooleanFilter(
@@ -92,3 +127,16 @@ class EventFilter(django_filters.FilterSet):
 
     def filter_search(self, queryset, name, value):
         return queryset.filter(Q(title__icontains=value) | Q(description__icontains=value))
+
+
+# The bounds the filters enforce, stated in the OpenAPI schema (drf-spectacular does not
+# read them from the filters).
+BOUNDED_PARAMETERS = [
+    OpenApiParameter(
+        "rating",
+        {"type": "number", "minimum": 0, "maximum": 5},
+        description="Minimum rating, 0 to 5.",
+    ),
+    OpenApiParameter("price_min", {"type": "number", "minimum": 0}, description="Lowest price."),
+    OpenApiParameter("price_max", {"type": "number", "minimum": 0}, description="Highest price."),
+]

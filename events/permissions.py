@@ -1,7 +1,7 @@
-from rest_framework.permissions import SAFE_METHODS, BasePermission
+from rest_framework.permissions import SAFE_METHODS, IsAuthenticatedOrReadOnly
 
 
-class EventPermission(BasePermission):
+class EventPermission(IsAuthenticatedOrReadOnly):
     """Anyone reads; facilitators (and staff) create; only the owner or staff change or delete."""
 
     message = "Only the event's facilitator or staff may change it."

@@ -2,10 +2,11 @@ from django.utils import timezone
 from rest_framework import serializers
 
 from accounts.models import Role, User
+from ahoum.serializers import StrictCharField, StrictDecimalField, StrictTypesMixin
 from events.models import Event, currency_code
 
 
-class EventSerializer(serializers.ModelSerializer):
+class EventSerializer(StrictTypesMixin, serializers.ModelSerializer):
     """An event as the catalogue shows it; `seats_left` comes from `with_seats_left()`."""
 
     facilitator_id = serializers.PrimaryKeyRelatedField(
@@ -16,7 +17,7 @@ class EventSerializer(serializers.ModelSerializer):
     )
     facilitator_name = serializers.CharField(source="facilitator.name", read_only=True)
     seats_left = serializers.IntegerField(read_only=True)
-    rating = serializers.DecimalField(
+    rating = StrictDecimalField(
         max_digits=2,
         decimal_places=1,
         min_value=0,
@@ -52,7 +53,7 @@ class EventSerializer(serializers.ModelSerializer):
         read_only_fields = ["status", "cancellation_reason", "created_at", "updated_at"]
         extra_kwargs = {"capacity": {"min_value": 1}, "price": {"min_value": 0}}
 
-    currency = serializers.CharField(
+    currency = StrictCharField(
         max_length=3, required=False, help_text="ISO 4217 code; defaults to DEFAULT_CURRENCY."
     )
 

@@ -1,4 +1,4 @@
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied
@@ -7,12 +7,13 @@ from rest_framework.response import Response
 
 from ahoum.errors import ErrorSerializer
 from events import services
-from events.filters import EventFilter
+from events.filters import BOUNDED_PARAMETERS, EventFilter
 from events.models import Event
 from events.permissions import EventPermission
 from events.serializers import EventSerializer
 
 
+@extend_schema_view(list=extend_schema(parameters=BOUNDED_PARAMETERS))
 class EventViewSet(viewsets.ModelViewSet):
     """The catalogue: public reads, facilitators write their own events."""
 
@@ -32,7 +33,11 @@ class EventViewSet(viewsets.ModelViewSet):
             return super().filter_queryset(queryset)
         return queryset
 
-    @extend_schema(summary="Filter events (the original's path; same filters as the list)")
+    @extend_schema(
+        summary="Filter events (the original's path; same filters as the list)",
+        parameters=BOUNDED_PARAMETERS,
+        responses=EventSerializer(many=True),
+    )
     @action(detail=False, methods=["get"], url_path="filter")
     def filter(self, request: Request) -> Response:
         return self.list(request)

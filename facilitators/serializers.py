@@ -1,5 +1,6 @@
 from rest_framework import serializers
 
+from ahoum.serializers import StrictCharField
 from bookings.models import Booking
 from events.serializers import EventSerializer
 
@@ -45,7 +46,7 @@ class RegistrationPageSerializer(serializers.Serializer):
 
 
 class CancelEventSerializer(serializers.Serializer):
-    reason = serializers.CharField(required=False, allow_blank=True, max_length=1000, default="")
+    reason = StrictCharField(required=False, allow_blank=True, max_length=1000, default="")
 
 
 class CancellationSummarySerializer(serializers.Serializer):

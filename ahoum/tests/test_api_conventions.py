@@ -94,3 +94,10 @@ def test_swagger_ui_is_served_from_local_static_files(api_client):
     html = page.content.decode()
     assert "cdn" not in html.lower()
     assert "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js" in html
+
+
+def test_unknown_object_is_404_not_found_with_the_stable_code(user_client):
+    response = user_client.get("/bookings/987654")
+
+    assert response.status_code == 404
+    assert response.json() == {"code": "not_found", "detail": "Not found."}

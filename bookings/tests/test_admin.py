@@ -66,3 +66,17 @@ def test_booking_search_by_user_email_and_event_title(admin_client):
     assert "findme@example.com" in by_email.content.decode()
     assert "1 result" in by_email.content.decode()
     assert "1 result" in by_title.content.decode()
+
+
+def test_staff_see_the_emails_sent_for_a_booking(admin_client):
+    from conftest import run_tasks
+
+    booking = services.book_event(
+        user=UserFactory(email="told@example.com"), event_id=EventFactory(price=0).pk
+    )
+    run_tasks()
+
+    page = admin_client.get("/admin/bookings/bookingemail/?q=told@example.com").content.decode()
+
+    assert "told@example.com" in page
+    assert f"Booking #{booking.pk}" in page

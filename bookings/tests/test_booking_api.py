@@ -370,3 +370,11 @@ def test_every_change_is_announced_once_with_its_name(user, paid_event):
         (booking.pk, 2, "booking.paid"),
         (booking.pk, 3, "booking.refunded"),
     ]
+
+
+@pytest.mark.parametrize("query", ["when=", "status="])
+def test_list_filter_without_a_value_is_400(user_client, query):
+    response = user_client.get(f"/bookings/?{query}")
+
+    assert response.status_code == 400
+    assert query.rstrip("=") in response.json()["fields"]

@@ -99,6 +99,7 @@ def test_stripe_failure_at_checkout_answers_clearly_and_holds_no_seat(
     assert response.status_code == expected
     assert response.json()["code"] in {"payment_provider_unavailable", "payment_provider_error"}
     assert Booking.objects.get().status == "expired"
+    assert Booking.objects.get().audit.last().change == "booking.checkout_failed"
     assert book(UserFactory(), event)["status"] == "pending"  # the seat is free
 
 

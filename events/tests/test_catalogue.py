@@ -244,3 +244,34 @@ def test_list_query_count_does_not_grow_with_the_page(api_client, django_user_mo
 def _attendee(user_model):
     count = user_model.objects.count()
     return user_model.objects.create_user(f"attendee{count}@example.com", "pw", name="A")
+
+
+@pytest.mark.parametrize("query", ["rating=", "starts_before=", "available=", "ordering="])
+def test_typed_filter_without_a_value_is_400(api_client, query):
+    response = api_client.get(f"/events?{query}")
+
+    assert response.status_code == 400
+    assert query.rstrip("=") in response.json()["fields"]
+
+
+def test_empty_free_text_filters_are_no_filter(api_client, catalogue):
+    assert len(titles(api_client.get("/events?search=&type="))) == 4
+
+
+@pytest.mark.parametrize(
+    "moment",
+    ["7158-07-30T13:53:56+20:00", "2026-12-01T10:00:00-23:30", "0001-01-01T00:30:00+01:00"],
+)
+def test_dates_with_any_offset_are_compared_in_utc_or_refused(api_client, catalogue, moment):
+    response = api_client.get("/events", {"starts_after": moment})
+
+    assert response.status_code in (200, 400)
+    if response.status_code == 400:
+        assert "starts_after" in response.json()["fields"]
+
+
+def test_page_size_must_be_a_positive_whole_number(api_client, catalogue):
+    for bad in ("0", "-1", "abc", "null"):
+        response = api_client.get(f"/events?page_size={bad}")
+        assert response.status_code == 400
+        assert "page_size" in response.json()["fields"]

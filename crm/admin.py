@@ -1,0 +1,199 @@
+"""Staff review: what the CRM received (with notes and a reviewed flag), and what was sent."""
+
+import json
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
+
+from crm import services
+from crm.models import CRMBooking, CRMNotification, Delivery
+
+
+def pretty_json(value) -> str:
+    return format_html("<pre>{}</pre>", json.dumps(value, indent=2, ensure_ascii=False))
+
+
+class CRMNotificationInline(admin.TabularInline):
+    """Every notification received for the booking, newest first; read-only."""
+
+    model = CRMNotification
+    fields = [
+        "received_at",
+        "type",
+        "sequence",
+        "status",
+        "payment_status",
+        "applied",
+        "marked_paid",
+        "signed",
+        "webhook_id",
+        "received_payload",
+    ]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    ordering = ["-received_at", "-id"]
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="payload")
+    def received_payload(self, notification: CRMNotification) -> str:
+        return pretty_json(notification.payload)
+
+
+@admin.register(CRMBooking)
+class CRMBookingAdmin(admin.ModelAdmin):
+    """Staff mark bookings reviewed and keep notes; everything received is read-only."""
+
+    list_display = [
+        "booking_id",
+        "user_name",
+        "user_email",
+        "event_id",
+        "event_title",
+        "type",
+        "status",
+        "payment_status",
+        "sequence",
+        "updated_at",
+        "reviewed",
+    ]
+    list_display_links = ["booking_id", "user_name"]
+    list_editable = ["reviewed"]
+    list_filter = ["reviewed", "type", "status", "payment_status"]
+    search_fields = ["=booking_id", "user_name", "user_email", "event_title", "notes"]
+    date_hierarchy = "updated_at"
+    fieldsets = [
+        ("Review", {"fields": ["reviewed", "notes"]}),
+        (
+            "Booking, as last notified",
+            {
+                "fields": [
+                    "booking_id",
+                    "user_id",
+                    "user_name",
+                    "user_email",
+                    "event_id",
+                    "event_title",
+                    "starts_at",
+                    "facilitator_id",
+                    "type",
+                    "status",
+                    "payment_status",
+                    "amount",
+                    "currency",
+                    "sequence",
+                    "created_at",
+                    "updated_at",
+                ]
+            },
+        ),
+        ("Raw payload", {"fields": ["latest_payload"]}),
+    ]
+    inlines = [CRMNotificationInline]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return super().get_queryset(request).defer("payload")  # shown on its own page only
+
+    def get_readonly_fields(self, request, obj=None):
+        editable = {"reviewed", "notes"}
+        stored = [f.name for f in CRMBooking._meta.fields if f.name not in editable]
+        return [*stored, "latest_payload"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="payload")
+    def latest_payload(self, crm_booking: CRMBooking) -> str:
+        return pretty_json(crm_booking.payload)
+
+
+@admin.register(Delivery)
+class DeliveryAdmin(admin.ModelAdmin):
+    """Messages sent to the CRM (and forwards). Failed or given-up ones can be redelivered."""
+
+    list_display = [
+        "id",
+        "kind",
+        "event_type",
+        "booking_link",
+        "sequence",
+        "status",
+        "attempts",
+        "last_status_code",
+        "next_attempt_at",
+        "delivered_at",
+        "created_at",
+    ]
+    list_filter = ["status", "kind", "event_type"]
+    search_fields = ["=booking_id", "webhook_id", "target_url"]
+    date_hierarchy = "created_at"
+    actions = ["redeliver"]
+    fields = [
+        "kind",
+        "status",
+        "webhook_id",
+        "target_url",
+        "event_type",
+        "booking_link",
+        "sequence",
+        "notification",
+        "attempts",
+        "last_status_code",
+        "last_error",
+        "last_attempt_at",
+        "next_attempt_at",
+        "retry_until",
+        "delivered_at",
+        "created_at",
+        "updated_at",
+        "sent_payload",
+    ]
+    readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return super().get_queryset(request).for_listing()
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="booking", ordering="booking_id")
+    def booking_link(self, delivery: Delivery) -> str:
+        if delivery.booking_id is None:
+            return "-"
+        url = reverse("admin:bookings_booking_change", args=[delivery.booking_id])
+        return format_html('<a href="{}">#{}</a>', url, delivery.booking_id)
+
+    @admin.display(description="payload")
+    def sent_payload(self, delivery: Delivery) -> str:
+        return pretty_json(delivery.payload)
+
+    def has_redeliver_permission(self, request: HttpRequest) -> bool:
+        # Deliveries are read-only in the admin; sending one again is what "change" allows.
+        return request.user.has_perm("crm.change_delivery")
+
+    @admin.action(description="Redeliver the selected deliveries now", permissions=["redeliver"])
+    def redeliver(self, request: HttpRequest, queryset: QuerySet) -> None:
+        ids = list(queryset.values_list("pk", flat=True))
+        queued = sum(services.redeliver(delivery_id=pk) for pk in ids)
+        skipped = len(ids) - queued
+        message = f"{queued} deliveries queued again."
+        if skipped:
+            message += f" {skipped} already delivered were left alone."
+        self.message_user(request, message, messages.SUCCESS if queued else messages.WARNING)

@@ -1,0 +1,82 @@
+"""The whole loop as `make run` has it: bookings notify this server's own receiver, and
+racing workers still deliver once. Real connections: a live server thread, worker threads."""
+
+import threading
+import time
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from werkzeug import Response
+
+from accounts.tests.factories import UserFactory
+from bookings import services as booking_services
+from conftest import client_for, run_tasks
+from crm import services
+from crm.models import CRMBooking, CRMNotification, Delivery, DeliveryStatus
+from events.tests.factories import EventFactory
+
+
+@pytest.mark.django_db(transaction=True)
+def test_bookings_reach_this_servers_own_receiver_and_the_loop_ends(
+    settings, live_server, crm_secret
+):
+    settings.CRM_WEBHOOK_URL = f"{live_server.url}/crm/webhook"
+    event = EventFactory(price=Decimal("20.00"), title="Gong Bath")
+    person = UserFactory(email="loop@example.com")
+
+    booking_id = client_for(person).post("/bookings/", {"event_id": event.pk}).json()["id"]
+    run_tasks()
+    # The CRM reports the payment: the receiver marks the booking paid, whose own
+    # notification comes back to the receiver and changes nothing more.
+    booking_services.mark_paid(booking_id=booking_id, reason="paid at the desk")
+    run_tasks()
+
+    crm_booking = CRMBooking.objects.get(booking_id=booking_id)
+    assert (crm_booking.user_email, crm_booking.event_title) == ("loop@example.com", "Gong Bath")
+    assert (crm_booking.type, crm_booking.payment_status, crm_booking.sequence) == (
+        "booking.paid",
+        "paid",
+        2,
+    )
+    history = CRMNotification.objects.order_by("sequence")
+    assert [(n.sequence, n.signed, n.marked_paid) for n in history] == [
+        (1, True, False),
+        (2, True, False),
+    ]
+    assert list(Delivery.objects.values_list("status", flat=True)) == [
+        DeliveryStatus.DELIVERED,
+        DeliveryStatus.DELIVERED,
+    ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_racing_workers_make_one_attempt_and_record_one_delivery(crm_server):
+    def slow_ok(request):
+        time.sleep(0.3)
+        return Response("ok")
+
+    crm_server.expect_request("/crm").respond_with_handler(slow_ok)
+    booking_services.book_event(user=UserFactory(), event_id=EventFactory(price=0).pk)
+    delivery = Delivery.objects.get()
+    start = threading.Barrier(4)
+    outcomes = []
+
+    def work():
+        try:
+            start.wait(timeout=10)
+            outcomes.append(services.attempt_delivery(delivery_id=delivery.pk, after_attempts=0))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert not any(thread.is_alive() for thread in threads)
+    assert len(crm_server.log) == 1
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts) == (DeliveryStatus.DELIVERED, 1)
+    assert len(outcomes) == 4 and "delivered" in outcomes

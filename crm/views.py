@@ -1,0 +1,110 @@
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_view,
+)
+from rest_framework import exceptions
+from rest_framework.parsers import JSONParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from ahoum.errors import ErrorSerializer
+from crm import services
+from crm.inbound import read_notification
+from crm.permissions import HasCRMWebhookToken
+from crm.serializers import NotificationSerializer, ReceiptSerializer
+
+SIGNATURE_PARAMETERS = [
+    OpenApiParameter(
+        "webhook-id",
+        str,
+        OpenApiParameter.HEADER,
+        description="Standard Webhooks message id; one already received is acknowledged "
+        "with 200 and not stored again.",
+    ),
+    OpenApiParameter(
+        "webhook-timestamp",
+        str,
+        OpenApiParameter.HEADER,
+        description="Integer Unix seconds; must be within 5 minutes of the server's clock.",
+    ),
+    OpenApiParameter(
+        "webhook-signature",
+        str,
+        OpenApiParameter.HEADER,
+        description='`v1,<base64 HMAC-SHA256 of "{webhook-id}.{webhook-timestamp}.{body}">`, '
+        "keyed with CRM_WEBHOOK_SECRET's UTF-8 bytes. Verified whenever this or "
+        "webhook-timestamp is sent.",
+    ),
+]
+
+
+class CRMWebhookView(APIView):
+    """The CRM's receiver (the original's `POST /webhook`), authenticated by a shared token.
+
+    Not a JWT: the caller is a system holding CRM_WEBHOOK_SECRET, checked in constant time.
+    """
+
+    authentication_classes = []
+    permission_classes = [HasCRMWebhookToken]
+    parser_classes = [JSONParser]  # for the schema; the body is read raw (signed bytes)
+
+    def initial(self, request, *args, **kwargs):
+        # A method this receiver does not serve is a 405 whoever asks; DRF would check the
+        # token first and answer 403.
+        if not hasattr(self, request.method.lower()):
+            raise exceptions.MethodNotAllowed(request.method)
+        super().initial(request, *args, **kwargs)
+
+    @extend_schema(
+        operation_id="crm_webhook_receive",
+        auth=[],
+        parameters=SIGNATURE_PARAMETERS,
+        request=NotificationSerializer,
+        responses={
+            200: ReceiptSerializer,
+            400: ErrorSerializer,
+            403: ErrorSerializer,
+            409: ErrorSerializer,
+            413: ErrorSerializer,
+        },
+        description=(
+            "Receive a booking notification. Send `Authorization: Bearer <CRM_WEBHOOK_SECRET>` "
+            "(403 `invalid_webhook_token` otherwise). Signature headers, when sent, must verify "
+            "(403 `signature_invalid`). 400 names each missing or malformed field; 413 "
+            "`payload_too_large` above CRM_WEBHOOK_MAX_BYTES. One CRMBooking per booking keeps "
+            "the latest state (a lower `sequence` is kept as history only). With "
+            '`payment_status: "paid"`, `booking_id`, `user_id` and `event` must match a '
+            "booking, which is marked paid (409 `booking_mismatch` otherwise, nothing changed)."
+        ),
+        examples=[
+            OpenApiExample(
+                "The original's payload",
+                request_only=True,
+                value={
+                    "booking_id": 15,
+                    "user": {"name": "Alice", "email": "alice@example.com"},
+                    "event": 7,
+                    "facilitator_id": 3,
+                },
+            )
+        ],
+    )
+    def post(self, request: Request) -> Response:
+        inbound = read_notification(request)
+        serializer = NotificationSerializer(data=inbound.payload)
+        serializer.is_valid(raise_exception=True)
+        receipt = services.receive_notification(
+            data=serializer.validated_data,
+            payload=inbound.payload,
+            webhook_id=inbound.webhook_id,
+            signed=inbound.signed,
+        )
+        return Response(ReceiptSerializer(receipt).data)
+
+
+@extend_schema_view(post=extend_schema(operation_id="webhook_receive"))
+class OriginalWebhookView(CRMWebhookView):
+    """The same receiver at the original's path, `POST /webhook`."""
