@@ -28,7 +28,8 @@ import requests
 BASE_DIR = Path(__file__).resolve().parent.parent
 ARTIFACTS = BASE_DIR / "artifacts" / "e2e"
 PG_SERVER = os.environ.get("E2E_PG_SERVER", "postgres://postgres@127.0.0.1:5432")
-DATABASE = os.environ.get("E2E_DATABASE", "ahoum_e2e")
+# One database per run, so two runs on one machine (a developer's and CI's) never collide.
+DATABASE = os.environ.get("E2E_DATABASE") or f"ahoum_e2e_{os.getpid()}"
 STRIPE_TEST_KEY = "sk_test_AhoumFakeStripe0000000000"
 STRIPE_WEBHOOK_SECRET = "whsec_ahoum_e2e_secret"
 STRIPE_WEBHOOK_UUID = "6f1c2d3e-0000-4000-8000-00000000e2e0"
@@ -164,6 +165,8 @@ class Stack:
     def stop(self) -> None:
         for process in (self.worker, self.web, self.crm, self.stripe):
             process.stop()
+        with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
 
     def manage(self, *args: str) -> None:
         with (ARTIFACTS / "manage.log").open("ab") as log:
