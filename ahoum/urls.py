@@ -9,8 +9,8 @@ from facilitators.backoffice import backoffice
 
 urlpatterns = [
     re_path(r"^healthz/?$", HealthView.as_view(), name="healthz"),
-    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    re_path(r"^api/schema/?$", SpectacularAPIView.as_view(), name="schema"),
+    re_path(r"^api/docs/?$", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("admin/", admin.site.urls),
     path("backoffice/", backoffice.urls),
     path("stripe/", include("djstripe.urls", namespace="djstripe")),

@@ -20,8 +20,13 @@ class HealthView(APIView):
     @extend_schema(
         operation_id="healthz",
         responses={
-            200: inline_serializer("Health", {"status": serializers.CharField()}),
-            503: inline_serializer("Unhealthy", {"status": serializers.CharField()}),
+            200: inline_serializer(
+                "Health", {"status": serializers.CharField(), "database": serializers.CharField()}
+            ),
+            503: inline_serializer(
+                "Unhealthy",
+                {"status": serializers.CharField(), "database": serializers.CharField()},
+            ),
         },
     )
     def get(self, request: Request) -> Response:

@@ -111,6 +111,7 @@ class Stack:
             "SECURE_SSL_REDIRECT": "False",  # plain HTTP on loopback; TLS ends at a proxy
             "DATABASE_URL": self.database_url,
             "LOG_FORMAT": "json",
+            "EMAIL_URL": "consolemail://",  # the emails land in the worker's log
             "STRIPE_SECRET_KEY": STRIPE_TEST_KEY,
             "STRIPE_API_BASE": self.stripe_url,
             "STRIPE_WEBHOOK_SECRET": STRIPE_WEBHOOK_SECRET,

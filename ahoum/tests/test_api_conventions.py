@@ -101,3 +101,8 @@ def test_unknown_object_is_404_not_found_with_the_stable_code(user_client):
 
     assert response.status_code == 404
     assert response.json() == {"code": "not_found", "detail": "Not found."}
+
+
+@pytest.mark.parametrize("path", ["/api/schema", "/api/schema/", "/api/docs", "/api/docs/"])
+def test_schema_and_docs_with_and_without_trailing_slash(api_client, path):
+    assert api_client.get(path).status_code == 200
