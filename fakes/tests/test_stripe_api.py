@@ -27,6 +27,11 @@ AUTH = {"Authorization": f"Bearer {TEST_SECRET_KEY}"}
 DJSTRIPE_SESSION_EXPAND = ["line_items", "total_details.breakdown", "line_items.data.discounts"]
 
 
+# One value for the whole module: two calls replaying one idempotency key must send the very
+# same parameters, even when they straddle a second. Valid for the 2 h after import.
+SESSION_EXPIRES_AT = int(time.time()) + 2 * 60 * 60
+
+
 def create_session(**overrides):
     """A Checkout Session for two seats at 25.00 EUR, as the booking flow would create it."""
     params = {
@@ -44,7 +49,7 @@ def create_session(**overrides):
         "customer_email": "ada@example.com",
         "client_reference_id": "booking-5",
         "metadata": {"booking_id": 5},
-        "expires_at": int(time.time()) + 60 * 60,
+        "expires_at": SESSION_EXPIRES_AT,
         "success_url": "https://ahoum.example/paid?session={CHECKOUT_SESSION_ID}",
         "cancel_url": "https://ahoum.example/cancelled",
     }
