@@ -24,7 +24,6 @@ receiving systems that drop repeated Message-IDs can collapse it.
 """
 
 import logging
-import random
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -32,6 +31,7 @@ from django.dispatch import receiver
 from django.utils import timezone
 
 from ahoum.db import service_transaction
+from ahoum.retry import backoff_seconds
 from bookings import emails, tasks
 from bookings.models import Booking, BookingAudit, BookingEmail, EmailRecipient, EmailStatus
 from bookings.signals import booking_changed
@@ -195,11 +195,12 @@ def _next_attempt_time(attempts: int, now: datetime) -> datetime | None:
     """Exponential backoff with jitter; None once EMAIL_MAX_ATTEMPTS were made."""
     if attempts >= settings.EMAIL_MAX_ATTEMPTS:
         return None
-    delay = min(
-        settings.EMAIL_RETRY_BASE_SECONDS * 2 ** min(attempts - 1, 30),
-        settings.EMAIL_RETRY_MAX_DELAY_SECONDS,
+    delay = backoff_seconds(
+        attempts,
+        base_seconds=settings.EMAIL_RETRY_BASE_SECONDS,
+        max_seconds=settings.EMAIL_RETRY_MAX_DELAY_SECONDS,
     )
-    return now + timedelta(seconds=delay * random.uniform(1.0, 1.2))  # noqa: S311
+    return now + timedelta(seconds=delay)
 
 
 def _attempt_lease() -> timedelta:

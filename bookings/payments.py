@@ -6,7 +6,6 @@ verifies the signature and stores the event), whose receiver enqueues `apply_str
 """
 
 import logging
-import random
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -15,6 +14,7 @@ from django.conf import settings
 from django.utils import timezone
 from djstripe.models import Event as StripeEvent
 
+from ahoum.retry import backoff_seconds
 from bookings import services
 from bookings.exceptions import (
     NotPayable,
@@ -313,5 +313,5 @@ def attempt_refund(*, refund_id: int, after_attempts: int = 0) -> Refund:
 def _next_refund_attempt(attempts: int) -> datetime | None:
     if attempts >= settings.REFUND_MAX_ATTEMPTS:
         return None
-    delay = min(60 * 2 ** (attempts - 1), 6 * 3600)
-    return timezone.now() + timedelta(seconds=delay * random.uniform(1.0, 1.2))  # noqa: S311
+    delay = backoff_seconds(attempts, base_seconds=60, max_seconds=6 * 3600)
+    return timezone.now() + timedelta(seconds=delay)

@@ -13,7 +13,6 @@ forward, and marks the booking paid when the notification says so and matches it
 import hashlib
 import json
 import logging
-import random
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -24,6 +23,7 @@ from django.db import IntegrityError
 from django.utils import timezone
 
 from ahoum.db import service_transaction
+from ahoum.retry import backoff_seconds
 from bookings import services as booking_services
 from bookings.models import Booking, BookingAudit, PaymentStatus
 from crm import client, signing, tasks
@@ -220,8 +220,11 @@ def _next_attempt_time(
     delivery: Delivery, outcome: client.AttemptOutcome, now: datetime
 ) -> datetime | None:
     """Exponential backoff with jitter, at least Retry-After; None if past the retry window."""
-    base = settings.CRM_RETRY_BASE_SECONDS * 2 ** min(delivery.attempts - 1, 30)
-    delay = min(base, settings.CRM_RETRY_MAX_DELAY_SECONDS) * random.uniform(0.8, 1.2)  # noqa: S311
+    delay = backoff_seconds(
+        delivery.attempts,
+        base_seconds=settings.CRM_RETRY_BASE_SECONDS,
+        max_seconds=settings.CRM_RETRY_MAX_DELAY_SECONDS,
+    )
     if outcome.retry_after is not None:
         delay = max(delay, outcome.retry_after)
     if delay > (delivery.retry_until - now).total_seconds():

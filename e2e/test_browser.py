@@ -8,19 +8,11 @@ import os
 import pytest
 from playwright.sync_api import sync_playwright
 
+from accounts.tests.test_google_browser import CHROMIUM, CHROMIUM_ARGS
 from e2e.conftest import sign_up
 from e2e.stack import ARTIFACTS, STAFF_EMAIL, STAFF_PASSWORD
 from e2e.test_story import create_event, unique
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",  # CI runs as root, where Chromium's sandbox cannot start
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
 SCREENSHOTS = ARTIFACTS / "screenshots"
 
 pytestmark = [
