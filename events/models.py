@@ -48,7 +48,10 @@ class EventQuerySet(models.QuerySet):
         ).annotate(seats_left=F("capacity") - F("seats_taken"))
 
     def for_catalogue(self) -> "EventQuerySet":
-        return self.select_related("facilitator").with_seats_left()
+        # The facilitator's name as a column, not a joined User row: the catalogue shows only
+        # the name, and building a User per event (password hash and all) was a third of the
+        # list's time in the profile (bench/README.md).
+        return self.annotate(facilitator_name=F("facilitator__name")).with_seats_left()
 
 
 class Event(models.Model):

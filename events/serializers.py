@@ -15,7 +15,7 @@ class EventSerializer(StrictTypesMixin, serializers.ModelSerializer):
         required=False,
         help_text="Staff only: create the event for this facilitator. Defaults to the caller.",
     )
-    facilitator_name = serializers.CharField(source="facilitator.name", read_only=True)
+    facilitator_name = serializers.CharField(read_only=True)  # from for_catalogue()
     seats_left = serializers.IntegerField(read_only=True)
     rating = StrictDecimalField(
         max_digits=2,
