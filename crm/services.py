@@ -87,6 +87,8 @@ def booking_payload(*, booking: Booking, audit: BookingAudit) -> dict[str, Any]:
         "currency": booking.currency,
         "occurred_at": _iso(audit.created_at),
         "sequence": audit.version,
+        # Why it changed; for an event cancelled by its facilitator, their reason.
+        "reason": audit.reason,
     }
 
 

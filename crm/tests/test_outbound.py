@@ -93,6 +93,7 @@ def test_notification_payload_keeps_the_originals_keys_and_adds_state(crm_server
         "starts_at": paid_event.starts_at.isoformat(),
         "occurred_at": audit.created_at.isoformat(),
         "sequence": 1,
+        "reason": "booked",
     }
     assert ISO_WITH_OFFSET.match(payload["starts_at"])
     assert ISO_WITH_OFFSET.match(payload["occurred_at"])
@@ -503,3 +504,16 @@ def test_production_refuses_an_example_or_missing_crm_secret(env, message):
 
     assert result.returncode != 0
     assert message in result.stderr
+
+
+def test_event_cancellation_reason_reaches_the_crm(crm_server, user):
+    from facilitators import services as facilitator_services
+
+    event = EventFactory(price=0)
+    booking_services.book_event(user=user, event_id=event.pk)
+
+    facilitator_services.cancel_event(event=event, by=event.facilitator, reason="Storm warning")
+
+    latest = Delivery.objects.filter(event_type="booking.event_cancelled").get()
+    assert latest.payload["reason"] == "event cancelled: Storm warning"
+    assert latest.payload["status"] == "cancelled"
