@@ -48,3 +48,9 @@ format: venv
 clean:
 	rm -rf $(VENV) db.sqlite3 db.sqlite3-* staticfiles .pytest_cache .ruff_cache
 
+# The benchmark (bench/README.md): gunicorn with the production settings on a fresh PostgreSQL
+# database, driven by wrk beside the /healthz ceiling. Needs wrk (apt-get install wrk) and
+# PostgreSQL on 127.0.0.1:5432. Options: make bench ARGS="--repeats 1 --duration 5".
+.PHONY: bench
+bench: venv
+	$(BIN)/python bench/run.py $(ARGS)
