@@ -104,7 +104,13 @@ def cancel_booking(
     """
     now = timezone.now()
     with service_transaction():
-        booking = Booking.objects.select_for_update().select_related("event").get(pk=booking.pk)
+        # Lock the booking row only (of=self): with the join, PostgreSQL would lock the event's
+        # row too, in the opposite order to booking (event first), risking a deadlock.
+        booking = (
+            Booking.objects.select_for_update(of=("self",))
+            .select_related("event")
+            .get(pk=booking.pk)
+        )
         if booking.status not in ACTIVE_STATUSES:
             raise NotCancellable(f"This booking is already {booking.status}.")
         if booking.payment_status == PaymentStatus.PAID:
@@ -354,7 +360,11 @@ def start_refund_attempt(*, refund_id: int, after_attempts: int) -> Refund | Non
     safety-net task and a retry never make the same attempt twice. None: nothing to do.
     """
     with service_transaction():
-        refund = Refund.objects.select_for_update().select_related("booking").get(pk=refund_id)
+        refund = (
+            Refund.objects.select_for_update(of=("self",))
+            .select_related("booking")
+            .get(pk=refund_id)
+        )
         if refund.status not in (RefundStatus.PENDING, RefundStatus.FAILED):
             return None
         if refund.attempts != after_attempts or refund.booking.payment_status != PaymentStatus.PAID:
