@@ -42,6 +42,17 @@ def client_for(user) -> APIClient:
     return client
 
 
+def clients_by_role(owner) -> dict:
+    """A client per kind of caller of a permission matrix; None is anonymous."""
+    return {
+        "anonymous": None,
+        "user": client_for(UserFactory()),
+        "other_facilitator": client_for(FacilitatorFactory()),
+        "owner": client_for(owner),
+        "staff": client_for(UserFactory(is_staff=True)),
+    }
+
+
 @pytest.fixture
 def user(db):
     return UserFactory()

@@ -32,8 +32,17 @@ class NotAFacilitator(DomainError):
     default_detail = "Events can only be run by a user with the facilitator role."
 
 
-def create_event(*, facilitator, **fields) -> Event:
-    """Create a scheduled event run by `facilitator` (who must have the facilitator role)."""
+class NotYourFacilitator(DomainError):
+    status_code = status.HTTP_403_FORBIDDEN
+    code = "permission_denied"
+    default_detail = "Only staff may choose another facilitator for an event."
+
+
+def create_event(*, by, facilitator=None, **fields) -> Event:
+    """Create a scheduled event run by `facilitator` (default: `by`); only staff pick another."""
+    facilitator = facilitator or by
+    if facilitator != by and not by.is_staff:
+        raise NotYourFacilitator("Only staff may create events for another facilitator.")
     if not facilitator.is_facilitator:
         raise NotAFacilitator()
     event = Event(facilitator=facilitator, **fields)
@@ -49,8 +58,10 @@ def check_capacity(*, event: Event, capacity: int) -> None:
         raise CapacityBelowSeatsTaken(f"{taken} seats are already taken; capacity cannot be lower.")
 
 
-def update_event(*, event: Event, **changes) -> Event:
+def update_event(*, event: Event, by, **changes) -> Event:
     """Change an event's details; capacity never drops below the seats already taken."""
+    if "facilitator" in changes and not by.is_staff:
+        raise NotYourFacilitator("Only staff may move an event to another facilitator.")
     with service_transaction():
         # Same lock as booking: no seat can be taken between the count and the write.
         event = Event.objects.select_for_update().get(pk=event.pk)

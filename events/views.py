@@ -1,7 +1,6 @@
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -43,18 +42,13 @@ class EventViewSet(viewsets.ModelViewSet):
         return self.list(request)
 
     def perform_create(self, serializer):
-        user = self.request.user
-        facilitator = serializer.validated_data.pop("facilitator", None) or user
-        if facilitator != user and not user.is_staff:
-            raise PermissionDenied("Only staff may create events for another facilitator.")
-        event = services.create_event(facilitator=facilitator, **serializer.validated_data)
+        event = services.create_event(by=self.request.user, **serializer.validated_data)
         serializer.instance = self.get_queryset().get(pk=event.pk)  # with seats_left
 
     def perform_update(self, serializer):
-        changes = serializer.validated_data
-        if "facilitator" in changes and not self.request.user.is_staff:
-            raise PermissionDenied("Only staff may move an event to another facilitator.")
-        event = services.update_event(event=serializer.instance, **changes)
+        event = services.update_event(
+            event=serializer.instance, by=self.request.user, **serializer.validated_data
+        )
         serializer.instance = self.get_queryset().get(pk=event.pk)  # with seats_left
 
     @extend_schema(responses={204: None, 409: ErrorSerializer})

@@ -119,9 +119,9 @@ class EventBackOffice(OwnRowsAdmin):
     def save_model(self, request, obj, form, change):
         fields = {name: form.cleaned_data[name] for name in form.changed_data}
         if change:
-            event_services.update_event(event=obj, **fields)
+            event_services.update_event(event=obj, by=request.user, **fields)
         else:
-            created = event_services.create_event(facilitator=request.user, **form.cleaned_data)
+            created = event_services.create_event(by=request.user, **form.cleaned_data)
             obj.pk = created.pk
 
     @admin.action(description="Cancel selected events (refund paid bookings)")

@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from accounts.tests.factories import FacilitatorFactory, UserFactory
 from bookings import services as booking_services
-from conftest import client_for
+from conftest import client_for, clients_by_role
 from events.models import Event
 from events.tests.factories import EventFactory
 
@@ -43,14 +43,7 @@ def event(owner):
 
 @pytest.fixture
 def callers(owner):
-    """Every kind of caller, as (name, client-or-None) pairs."""
-    return {
-        "anonymous": None,
-        "user": client_for(UserFactory()),
-        "other_facilitator": client_for(FacilitatorFactory()),
-        "owner": client_for(owner),
-        "staff": client_for(UserFactory(is_staff=True)),
-    }
+    return clients_by_role(owner)
 
 
 def call(callers, who, api_client):

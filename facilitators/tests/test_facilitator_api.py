@@ -13,7 +13,7 @@ from django.utils import timezone
 from accounts.tests.factories import FacilitatorFactory, UserFactory
 from bookings import payments, services
 from bookings.models import Booking, BookingAudit, Refund
-from conftest import client_for, run_tasks
+from conftest import client_for, clients_by_role, run_tasks
 from events.models import Event
 from events.tests.factories import EventFactory
 from fakes.stripe_api import TEST_SECRET_KEY
@@ -33,13 +33,7 @@ def event(owner):
 
 @pytest.fixture
 def callers(owner):
-    return {
-        "anonymous": None,
-        "user": client_for(UserFactory()),
-        "other_facilitator": client_for(FacilitatorFactory()),
-        "owner": client_for(owner),
-        "staff": client_for(UserFactory(is_staff=True)),
-    }
+    return clients_by_role(owner)
 
 
 MATRIX = [
