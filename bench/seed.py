@@ -231,6 +231,8 @@ def create_bookings(pairs: list[tuple[User, Event]], now, rng: random.Random) ->
         ],
         batch_size=2000,
     )
+    # bulk_create bypasses the services that keep each event's seat counter.
+    Event.objects.recount_claimed_seats()
 
 
 def write_lines(path: Path, lines: list[str]) -> None:

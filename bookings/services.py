@@ -2,8 +2,10 @@
 first, checks, writes the booking and its audit row, and returns.
 
 Lock order, everywhere: the event row, then the booking row. The event row guards the
-capacity invariant (seats held + confirmed <= capacity), so whoever may take a seat locks it;
-releasing a seat never breaks the invariant and locks only the booking.
+capacity invariant (seats held + confirmed <= capacity) and carries the `seats_claimed`
+counter (pending or confirmed bookings), which `_transition` moves in the same transaction
+whenever a booking enters or leaves those states; so every change of state locks the event
+first, even one that only releases a seat.
 """
 
 import logging
@@ -11,6 +13,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from ahoum.db import service_transaction
@@ -63,9 +66,13 @@ def book_event(*, user, event_id: int) -> Booking:
             if booking.holds_seat(now):
                 raise AlreadyBooked(booking_id=booking.pk)
             # A lapsed hold still blocks the unique constraint until it is marked expired.
-            _transition(booking, status=BookingStatus.EXPIRED, reason="hold expired", now=now)
+            event.seats_claimed += _transition(
+                booking, status=BookingStatus.EXPIRED, reason="hold expired", now=now
+            )
 
-        if _seats_taken(event, now) >= event.capacity:
+        # The counter answers without a query while seats are left; only a full-looking
+        # event pays for counting the lapsed holds it may still include.
+        if event.seats_claimed >= event.capacity and event.seats_taken(now) >= event.capacity:
             raise SoldOut()
 
         booking = Booking(
@@ -85,6 +92,7 @@ def book_event(*, user, event_id: int) -> Booking:
             booking.payment_status = PaymentStatus.UNPAID
             booking.hold_expires_at = now + timedelta(minutes=settings.BOOKING_HOLD_MINUTES)
         booking.save()
+        _claim_seats(event.pk, 1)
         _audit(
             booking, from_status="", from_payment_status="", actor=user, reason="booked", now=now
         )
@@ -104,13 +112,7 @@ def cancel_booking(
     """
     now = timezone.now()
     with service_transaction():
-        # Lock the booking row only (of=self): with the join, PostgreSQL would lock the event's
-        # row too, in the opposite order to booking (event first), risking a deadlock.
-        booking = (
-            Booking.objects.select_for_update(of=("self",))
-            .select_related("event")
-            .get(pk=booking.pk)
-        )
+        booking = _lock_with_event(booking.pk)
         if booking.status not in ACTIVE_STATUSES:
             raise NotCancellable(f"This booking is already {booking.status}.")
         if booking.payment_status == PaymentStatus.PAID:
@@ -158,7 +160,7 @@ def expire_hold(*, booking_id: int, now: datetime | None = None) -> bool:
     """Mark one lapsed, unpaid hold `expired`. False if it was paid or changed meanwhile."""
     now = now or timezone.now()
     with service_transaction():
-        booking = Booking.objects.select_for_update().filter(pk=booking_id).first()
+        booking = _lock_with_event(booking_id)
         if booking is None or booking.status != BookingStatus.PENDING:
             return False
         if booking.payment_status != PaymentStatus.UNPAID or booking.hold_expires_at > now:
@@ -190,9 +192,8 @@ def mark_paid(
     """
     now = timezone.now()
     with service_transaction():
-        event_id = Booking.objects.values_list("event_id", flat=True).get(pk=booking_id)
-        event = Event.objects.select_for_update().get(pk=event_id)
-        booking = Booking.objects.select_for_update().get(pk=booking_id)
+        booking = _lock_with_event(booking_id, missing=Booking.DoesNotExist)
+        event = booking.event
         if booking.payment_status != PaymentStatus.UNPAID:
             return booking  # already paid, refunded or free: a replay
         if payment_intent_id:
@@ -241,7 +242,7 @@ def mark_refunded(
     """
     now = timezone.now()
     with service_transaction():
-        booking = Booking.objects.select_for_update().get(pk=booking_id)
+        booking = _lock_with_event(booking_id, missing=Booking.DoesNotExist)
         if booking.payment_status == PaymentStatus.REFUNDED:
             return booking
         if booking.payment_status != PaymentStatus.PAID:
@@ -286,7 +287,7 @@ def release_hold(*, booking_id: int, reason: str, change: str = "") -> Booking |
     """End an unpaid hold now (payment failed, checkout expired or could not start)."""
     now = timezone.now()
     with service_transaction():
-        booking = Booking.objects.select_for_update().filter(pk=booking_id).first()
+        booking = _lock_with_event(booking_id)
         if booking is None:
             return None
         if (
@@ -303,8 +304,8 @@ def renew_hold(*, booking: Booking, by) -> Booking:
     """Hold a seat again for an unpaid booking whose hold lapsed, if one is free."""
     now = timezone.now()
     with service_transaction():
-        event = Event.objects.select_for_update().get(pk=booking.event_id)
-        booking = Booking.objects.select_for_update().get(pk=booking.pk)
+        booking = _lock_with_event(booking.pk, missing=Booking.DoesNotExist)
+        event = booking.event
         if booking.payment_status != PaymentStatus.UNPAID or booking.status not in (
             BookingStatus.PENDING,
             BookingStatus.EXPIRED,
@@ -316,7 +317,8 @@ def renew_hold(*, booking: Booking, by) -> Booking:
         others = Booking.objects.filter(user_id=booking.user_id, event=event).active()
         if others.exclude(pk=booking.pk).exists():
             raise AlreadyBooked("You already have another booking for this event.")
-        if _seats_taken(event, now) >= event.capacity:
+        # This booking's own lapsed hold is among the lapsed ones seats_taken() leaves out.
+        if event.seats_taken(now) >= event.capacity:
             raise SoldOut()
         booking.hold_expires_at = now + timedelta(minutes=settings.BOOKING_HOLD_MINUTES)
         booking.checkout_session_id = booking.checkout_url = ""
@@ -435,14 +437,31 @@ def _open_refund(booking: Booking, *, reason: str, now: datetime) -> Refund:
     return refund
 
 
-def _seats_taken(event: Event, now: datetime) -> int:
-    return Booking.objects.filter(event=event).holding_seats(now).count()
+def _lock_with_event(booking_id: int, missing: type[Exception] | None = None) -> Booking | None:
+    """Lock a booking's event row, then the booking (the lock order); the booking or None.
+
+    With `missing`, an unknown id raises it instead of returning None.
+    """
+    event_id = Booking.objects.filter(pk=booking_id).values_list("event_id", flat=True).first()
+    if event_id is None:
+        if missing:
+            raise missing(f"Booking {booking_id} does not exist.")
+        return None
+    event = Event.objects.select_for_update().get(pk=event_id)
+    booking = Booking.objects.select_for_update().get(pk=booking_id)
+    booking.event = event
+    return booking
+
+
+def _claim_seats(event_id: int, delta: int) -> None:
+    """Move the event's `seats_claimed` counter; the caller holds the event's row lock."""
+    Event.objects.filter(pk=event_id).update(seats_claimed=F("seats_claimed") + delta)
 
 
 def _can_retake_seat(booking: Booking, event: Event, now: datetime) -> bool:
     if event.status != EventStatus.SCHEDULED or event.starts_at <= now:
         return False
-    if _seats_taken(event, now) >= event.capacity:
+    if event.seats_taken(now) >= event.capacity:
         return False
     # The person may have booked again after this hold lapsed: that booking has the seat.
     return (
@@ -463,8 +482,12 @@ def _transition(
     now: datetime,
     extra_fields: set[str] = frozenset(),
     change: str = "",
-) -> None:
-    """Apply a state change to a locked booking and record it in the audit trail."""
+) -> int:
+    """Apply a state change to a locked booking and record it in the audit trail.
+
+    Returns how the event's `seats_claimed` moved (-1, 0 or 1); the counter is already
+    written. The caller holds the event's row lock.
+    """
     from_status, from_payment_status = booking.status, booking.payment_status
     fields = {"version", "updated_at", *extra_fields}
     if status and status != booking.status:
@@ -481,6 +504,9 @@ def _transition(
             fields.add(stamp)
     booking.version += 1
     booking.save(update_fields=sorted(fields))
+    claimed = (booking.status in ACTIVE_STATUSES) - (from_status in ACTIVE_STATUSES)
+    if claimed:
+        _claim_seats(booking.event_id, claimed)
     _audit(
         booking,
         from_status=from_status,
@@ -490,6 +516,7 @@ def _transition(
         now=now,
         change=change,
     )
+    return claimed
 
 
 def _audit(

@@ -23,31 +23,53 @@ class EventStatus(models.TextChoices):
     CANCELLED = "cancelled", "Cancelled"
 
 
+def _lapsed_holds(event, now=None):
+    """How many of the event's claimed seats are holds that lapsed (not yet marked expired)."""
+    booking_model = apps.get_model("bookings", "Booking")
+    lapsed = (
+        booking_model.objects.filter(event=event)
+        .stale_holds(now or timezone.now())
+        .order_by()
+        .values("event")
+        .annotate(count=models.Count("pk"))
+        .values("count")
+    )
+    return Coalesce(Subquery(lapsed, output_field=models.IntegerField()), 0)
+
+
 class EventQuerySet(models.QuerySet):
     def bookable(self, now=None) -> "EventQuerySet":
         """Scheduled and not started yet: what the catalogue shows by default."""
         return self.filter(status=EventStatus.SCHEDULED, starts_at__gt=now or timezone.now())
 
     def with_seats_left(self, now=None) -> "EventQuerySet":
-        """Annotate `seats_left` with one subquery (no query per row).
+        """Annotate `seats_left`: capacity minus the seats held right now (see `seats_taken`).
 
-        A seat is taken by a confirmed booking or a pending one whose hold has not expired,
-        so an expired hold stops counting at once, before any job marks it expired.
+        Reads the `seats_claimed` counter plus one subquery per row over the event's lapsed
+        holds (an index range that is nearly always empty), instead of counting every booking.
+        """
+        return self.annotate(
+            seats_left=F("capacity") - F("seats_claimed") + _lapsed_holds(OuterRef("pk"), now)
+        )
+
+    def recount_claimed_seats(self) -> int:
+        """Set `seats_claimed` from the bookings themselves, in one UPDATE.
+
+        For loads that bypass the services (bench/seed.py's bulk inserts) and for checking
+        the counter in tests; the services keep it right on their own.
         """
         booking_model = apps.get_model("bookings", "Booking")
-        taken = (
+        active = (
             booking_model.objects.filter(event=OuterRef("pk"))
-            .holding_seats(now or timezone.now())
+            .active()
             .order_by()
             .values("event")
             .annotate(count=models.Count("pk"))
             .values("count")
         )
-        # alias(), not annotate(): the subquery then appears once in the SQL (inside
-        # seats_left) instead of twice per row (bench/README.md).
-        return self.alias(
-            seats_taken=Coalesce(Subquery(taken, output_field=models.IntegerField()), 0)
-        ).annotate(seats_left=F("capacity") - F("seats_taken"))
+        return self.update(
+            seats_claimed=Coalesce(Subquery(active, output_field=models.IntegerField()), 0)
+        )
 
     def for_catalogue(self) -> "EventQuerySet":
         # The facilitator's name as a column, not a joined User row: the catalogue shows only
@@ -92,6 +114,11 @@ class Event(models.Model):
     status = models.CharField(
         max_length=20, choices=EventStatus.choices, default=EventStatus.SCHEDULED
     )
+    # Pending or confirmed bookings. Written only by bookings.services, in the booking's own
+    # transaction under this row's lock (an UPDATE ... + 1), never by save() (see below).
+    # A hold that lapsed still counts here until it is marked expired: `seats_taken()` and
+    # `seats_left` subtract those, so a lapsed hold stops taking a seat at once.
+    seats_claimed = models.PositiveIntegerField(default=0, editable=False)
     cancelled_at = models.DateTimeField(null=True, blank=True)
     cancellation_reason = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -121,6 +148,24 @@ class Event(models.Model):
 
     def __str__(self) -> str:
         return f"{self.title} ({self.starts_at:%Y-%m-%d})"
+
+    def save(self, *args, **kwargs):
+        # An instance read before a booking and saved after it (the admin's form, a script)
+        # would write back a stale counter: an update never writes `seats_claimed` unless
+        # asked to by name.
+        if not self._state.adding and kwargs.get("update_fields") is None:
+            kwargs["update_fields"] = [
+                field.name
+                for field in self._meta.concrete_fields
+                if not field.primary_key and field.name != "seats_claimed"
+            ]
+        super().save(*args, **kwargs)
+
+    def seats_taken(self, now=None) -> int:
+        """Seats held right now: the claimed ones minus lapsed holds (one small query)."""
+        booking_model = apps.get_model("bookings", "Booking")
+        lapsed = booking_model.objects.filter(event=self).stale_holds(now).count()
+        return self.seats_claimed - lapsed
 
     @property
     def is_free(self) -> bool:

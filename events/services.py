@@ -53,7 +53,7 @@ def create_event(*, by, facilitator=None, **fields) -> Event:
 
 def check_capacity(*, event: Event, capacity: int) -> None:
     """Refuse a capacity below the seats already taken (confirmed or held)."""
-    taken = Booking.objects.filter(event=event).holding_seats(timezone.now()).count()
+    taken = event.seats_taken()
     if capacity < taken:
         raise CapacityBelowSeatsTaken(f"{taken} seats are already taken; capacity cannot be lower.")
 

@@ -52,6 +52,8 @@ def test_booking_last_seats_under_concurrency_confirms_exactly_capacity(price):
     assert outcomes == {(201, ""): CAPACITY, (409, "sold_out"): ATTEMPTS - CAPACITY}
     assert Booking.objects.filter(event=event).count() == CAPACITY
     assert Booking.objects.filter(event=event).holding_seats().count() == CAPACITY
+    event.refresh_from_db()
+    assert event.seats_claimed == CAPACITY
 
 
 @pytest.mark.django_db(transaction=True)
