@@ -3,6 +3,8 @@
 import pytest
 from django.conf import settings
 from django.core.cache import cache
+from rest_framework import serializers
+from rest_framework.renderers import JSONRenderer
 from rest_framework.test import APIClient
 
 from accounts.serializers import issue_tokens
@@ -51,6 +53,13 @@ def clients_by_role(owner) -> dict:
         "owner": client_for(owner),
         "staff": client_for(UserFactory(is_staff=True)),
     }
+
+
+def assert_renders_like_drf(serializer_class, instance) -> None:
+    """A hand-written `to_representation` gives the same JSON as DRF's generic one."""
+    serializer = serializer_class(instance)
+    generic = serializers.ModelSerializer.to_representation(serializer, instance)
+    assert JSONRenderer().render(serializer.data) == JSONRenderer().render(generic)
 
 
 @pytest.fixture

@@ -137,6 +137,16 @@ if REDIS_URL:
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
+# The catalogue's pages are cached until anything they show changes (events/cache.py). Only
+# with a cache all processes share: each process's own memory would miss other processes'
+# changes, so without REDIS_URL the default is 0 (off).
+CATALOGUE_CACHE_SECONDS = env.int("CATALOGUE_CACHE_SECONDS", default=60 if REDIS_URL else 0)
+if CATALOGUE_CACHE_SECONDS > 0 and not REDIS_URL and not DEBUG:
+    raise ImproperlyConfigured(
+        "CATALOGUE_CACHE_SECONDS needs REDIS_URL: a per-process cache would serve pages other "
+        "processes' bookings changed. Set REDIS_URL, or CATALOGUE_CACHE_SECONDS=0."
+    )
+
 # --- Passwords ------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

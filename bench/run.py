@@ -33,6 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
+import redis
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -60,10 +61,13 @@ def main() -> None:
     if args.serve:
         serve(args)
         return
-    env = server_environment(database_url)
+    env = server_environment(database_url, args)
+    if args.redis_url:
+        # Cached pages and throttle counts of an earlier run belong to another database.
+        redis.Redis.from_url(args.redis_url).flushdb()
     # Kept so that `--serve` can start the same server on this data (tokens need the key).
     (WORK / "env.json").write_text(
-        json.dumps({key: env[key] for key in SERVER_KEYS}, indent=2) + "\n"
+        json.dumps({key: env[key] for key in SERVER_KEYS if key in env}, indent=2) + "\n"
     )
 
     say(f"database {args.db}")
@@ -131,6 +135,19 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--pg-port", type=int, default=5432)
     parser.add_argument("--pg-user", default="postgres")
     parser.add_argument(
+        "--redis-url",
+        default="redis://127.0.0.1:6379/15",
+        help="the shared cache, as production has it (this database is emptied first); "
+        "'' for none, which also turns the catalogue cache off",
+    )
+    parser.add_argument(
+        "--catalogue-cache-seconds",
+        type=int,
+        default=None,
+        help="CATALOGUE_CACHE_SECONDS for the server (0: measure the catalogue uncached); "
+        "default: the production default",
+    )
+    parser.add_argument(
         "--fresh-migrate",
         action="store_true",
         help="run every migration even if a migrated template for these files exists",
@@ -184,12 +201,13 @@ SERVER_KEYS = [
     "STRIPE_SECRET_KEY",
     "CRM_WEBHOOK_URL",
     "REDIS_URL",
+    "CATALOGUE_CACHE_SECONDS",
     "ACCESS_TOKEN_MINUTES",
     "PYTHONUNBUFFERED",
 ]
 
 
-def server_environment(database_url: str) -> dict[str, str]:
+def server_environment(database_url: str, args: argparse.Namespace) -> dict[str, str]:
     """Production settings (DEBUG off), on plain HTTP on loopback, with nothing outside."""
     env = dict(os.environ)
     env.update(
@@ -202,11 +220,14 @@ def server_environment(database_url: str) -> dict[str, str]:
         DATABASE_URL=database_url,
         STRIPE_SECRET_KEY="",  # bookings of paid events are holds, Stripe is never called
         CRM_WEBHOOK_URL="",
-        REDIS_URL="",
+        REDIS_URL=args.redis_url,
         # Tokens are minted before the run starts; they must outlive it.
         ACCESS_TOKEN_MINUTES="240",
         PYTHONUNBUFFERED="1",
     )
+    env.pop("CATALOGUE_CACHE_SECONDS", None)
+    if args.catalogue_cache_seconds is not None:
+        env["CATALOGUE_CACHE_SECONDS"] = str(args.catalogue_cache_seconds)
     return env
 
 
@@ -724,7 +745,14 @@ def build_report(args: argparse.Namespace, meta: dict, server: dict, runs: list[
         },
         "server": server,
         "settings": "DEBUG=False, SECURE_SSL_REDIRECT=False, CONN_MAX_AGE default (60), "
-        "STRIPE_SECRET_KEY and CRM_WEBHOOK_URL empty",
+        "STRIPE_SECRET_KEY and CRM_WEBHOOK_URL empty, "
+        + (f"REDIS_URL={args.redis_url}" if args.redis_url else "no REDIS_URL (local memory cache)")
+        + ", CATALOGUE_CACHE_SECONDS="
+        + (
+            str(args.catalogue_cache_seconds)
+            if args.catalogue_cache_seconds is not None
+            else "default (60 with REDIS_URL, else 0)"
+        ),
         "config": {
             "duration_seconds": args.duration,
             "repeats": args.repeats,

@@ -40,6 +40,7 @@ from bookings.models import (
     RefundStatus,
 )
 from bookings.signals import booking_changed
+from events import cache as catalogue_cache
 from events.models import Event, EventStatus
 
 logger = logging.getLogger(__name__)
@@ -456,6 +457,7 @@ def _lock_with_event(booking_id: int, missing: type[Exception] | None = None) ->
 def _claim_seats(event_id: int, delta: int) -> None:
     """Move the event's `seats_claimed` counter; the caller holds the event's row lock."""
     Event.objects.filter(pk=event_id).update(seats_claimed=F("seats_claimed") + delta)
+    catalogue_cache.invalidate()  # seats_left changed
 
 
 def _can_retake_seat(booking: Booking, event: Event, now: datetime) -> bool:

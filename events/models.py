@@ -67,9 +67,13 @@ class EventQuerySet(models.QuerySet):
             .annotate(count=models.Count("pk"))
             .values("count")
         )
-        return self.update(
+        from events import cache
+
+        updated = self.update(
             seats_claimed=Coalesce(Subquery(active, output_field=models.IntegerField()), 0)
         )
+        cache.invalidate()
+        return updated
 
     def for_catalogue(self) -> "EventQuerySet":
         # The facilitator's name as a column, not a joined User row: the catalogue shows only

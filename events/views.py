@@ -5,7 +5,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from ahoum.errors import ErrorSerializer
-from events import services
+from events import cache, services
 from events.filters import BOUNDED_PARAMETERS, EventFilter
 from events.models import Event
 from events.permissions import EventPermission
@@ -25,6 +25,16 @@ class EventViewSet(viewsets.ModelViewSet):
 
     def get_queryset(self):
         return Event.objects.for_catalogue()
+
+    def list(self, request, *args, **kwargs):
+        return cache.cached(
+            request, lambda: super(EventViewSet, self).list(request, *args, **kwargs)
+        )
+
+    def retrieve(self, request, *args, **kwargs):
+        return cache.cached(
+            request, lambda: super(EventViewSet, self).retrieve(request, *args, **kwargs)
+        )
 
     def filter_queryset(self, queryset):
         # Past and cancelled events stay reachable by id; only lists hide them by default.

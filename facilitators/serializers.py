@@ -65,3 +65,10 @@ class FacilitatorEventSerializer(EventSerializer):
 
     class Meta(EventSerializer.Meta):
         fields = [*EventSerializer.Meta.fields, "bookings_confirmed", "bookings_pending"]
+
+    def to_representation(self, event) -> dict:
+        return {
+            **super().to_representation(event),
+            "bookings_confirmed": event.bookings_confirmed,
+            "bookings_pending": event.bookings_pending,
+        }

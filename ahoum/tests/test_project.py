@@ -55,6 +55,15 @@ def test_production_refuses_short_jwt_secret():
     assert "JWT_SECRET_KEY" in result.stderr
 
 
+def test_production_refuses_a_catalogue_cache_that_processes_do_not_share():
+    result = manage("check", env=PRODUCTION_ENV | {"CATALOGUE_CACHE_SECONDS": "60"})
+
+    assert result.returncode != 0
+    assert "CATALOGUE_CACHE_SECONDS needs REDIS_URL" in result.stderr
+    shared = PRODUCTION_ENV | {"CATALOGUE_CACHE_SECONDS": "60", "REDIS_URL": "redis://127.0.0.1"}
+    assert manage("check", env=shared).returncode == 0
+
+
 def test_openapi_schema_generates_and_validates_without_warnings(tmp_path):
     out = tmp_path / "schema.yaml"
     result = manage(

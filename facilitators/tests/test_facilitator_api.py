@@ -13,9 +13,11 @@ from django.utils import timezone
 from accounts.tests.factories import FacilitatorFactory, UserFactory
 from bookings import payments, services
 from bookings.models import Booking, BookingAudit, Refund
-from conftest import client_for, clients_by_role, run_tasks
+from conftest import assert_renders_like_drf, client_for, clients_by_role, run_tasks
 from events.models import Event
 from events.tests.factories import EventFactory
+from facilitators.serializers import FacilitatorEventSerializer
+from facilitators.views import FacilitatorEventsView
 from fakes.stripe_api import TEST_SECRET_KEY
 
 pytestmark = pytest.mark.django_db
@@ -294,3 +296,13 @@ def test_event_cancelled_before_it_starts_even_after_cutoff(stripe_on, callers, 
     assert summary["refunded"] == 1
     booking.refresh_from_db()
     assert booking.payment_status == "refunded"
+
+
+def test_own_events_representation_matches_drf(facilitator):
+    event = EventFactory(facilitator=facilitator)
+    services.book_event(user=UserFactory(), event_id=event.pk)
+    view = FacilitatorEventsView()
+    view.request = type("Request", (), {"user": facilitator})()
+
+    for row in view.get_queryset():
+        assert_renders_like_drf(FacilitatorEventSerializer, row)
