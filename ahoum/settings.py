@@ -132,7 +132,12 @@ LOCK_TIMEOUT_MS = env.int("LOCK_TIMEOUT_MS", default=5000)
 REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:
     CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            # Apart from other sites (or test runs) sharing one Redis database.
+            "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="ahoum"),
+        }
     }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}

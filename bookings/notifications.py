@@ -51,12 +51,18 @@ def queue_emails(*, booking: Booking, audit: BookingAudit) -> list[BookingEmail]
     """Queue the emails one booking transition owes. Call inside that change's transaction."""
     now = timezone.now()
     queued = []
-    for recipient_kind, kind in emails.emails_for_change(audit):
-        already = BookingEmail.objects.filter(
-            booking=booking, audit_version=audit.version, recipient_kind=recipient_kind
+    owed = emails.emails_for_change(audit)
+    if not owed:
+        return queued
+    # This transition's emails that exist already (the signal seen again): never a second one.
+    already = set(
+        BookingEmail.objects.filter(booking=booking, audit_version=audit.version).values_list(
+            "recipient_kind", flat=True
         )
-        if already.exists():
-            continue  # this transition's email to this recipient exists: never a second one
+    )
+    for recipient_kind, kind in owed:
+        if recipient_kind in already:
+            continue
         recipient = (
             booking.user if recipient_kind == EmailRecipient.ATTENDEE else booking.event.facilitator
         )

@@ -12,7 +12,7 @@ import logging
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -54,22 +54,36 @@ PAYMENT_TIMESTAMPS = {PaymentStatus.PAID: "paid_at", PaymentStatus.REFUNDED: "re
 
 
 def book_event(*, user, event_id: int) -> Booking:
-    """Confirm a free seat or hold a paid one for `user`; never more seats than capacity."""
+    """Confirm a free seat or hold a paid one for `user`; never more seats than capacity.
+
+    Most people have no active booking for the event, so the first try does not look for one:
+    the database's one-active-booking index refuses the insert if they do, and the second try
+    looks (an existing seat is a 409 `already_booked`, a lapsed hold is marked expired).
+    """
+    try:
+        return _book(user=user, event_id=event_id, look_for_mine=False)
+    except IntegrityError:
+        return _book(user=user, event_id=event_id, look_for_mine=True)
+
+
+def _book(*, user, event_id: int, look_for_mine: bool) -> Booking:
     now = timezone.now()
     with service_transaction():
-        event = Event.objects.select_for_update().filter(pk=event_id).first()
+        event = Event.objects.select_for_update(of=("self",)).select_related("facilitator")
+        event = event.filter(pk=event_id).first()
         if event is None:
             raise EventNotFound()
         _check_bookable(event, user.pk, now)
 
-        existing = Booking.objects.select_for_update().filter(user=user, event=event).active()
-        for booking in existing:
-            if booking.holds_seat(now):
-                raise AlreadyBooked(booking_id=booking.pk)
-            # A lapsed hold still blocks the unique constraint until it is marked expired.
-            event.seats_claimed += _transition(
-                booking, status=BookingStatus.EXPIRED, reason="hold expired", now=now
-            )
+        if look_for_mine:
+            mine = Booking.objects.select_for_update().filter(user=user, event=event).active()
+            for booking in mine:
+                if booking.holds_seat(now):
+                    raise AlreadyBooked(booking_id=booking.pk)
+                # A lapsed hold still blocks the unique index until it is marked expired.
+                event.seats_claimed += _transition(
+                    booking, status=BookingStatus.EXPIRED, reason="hold expired", now=now
+                )
 
         # The counter answers without a query while seats are left; only a full-looking
         # event pays for counting the lapsed holds it may still include.
@@ -92,7 +106,7 @@ def book_event(*, user, event_id: int) -> Booking:
             booking.status = BookingStatus.PENDING
             booking.payment_status = PaymentStatus.UNPAID
             booking.hold_expires_at = now + timedelta(minutes=settings.BOOKING_HOLD_MINUTES)
-        booking.save()
+        booking.save()  # the first try's IntegrityError: an active booking exists
         _claim_seats(event.pk, 1)
         _audit(
             booking, from_status="", from_payment_status="", actor=user, reason="booked", now=now

@@ -110,6 +110,9 @@ class Stack:
             "ALLOWED_HOSTS": "127.0.0.1,localhost",
             "SECURE_SSL_REDIRECT": "False",  # plain HTTP on loopback; TLS ends at a proxy
             "DATABASE_URL": self.database_url,
+            # Shared by the two web workers, as in production: the catalogue cache is on.
+            "REDIS_URL": os.environ.get("E2E_REDIS_URL", "redis://127.0.0.1:6379/0"),
+            "CACHE_KEY_PREFIX": f"e2e-{DATABASE}",
             "LOG_FORMAT": "json",
             "EMAIL_URL": "consolemail://",  # the emails land in the worker's log
             "STRIPE_SECRET_KEY": STRIPE_TEST_KEY,

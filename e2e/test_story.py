@@ -55,9 +55,19 @@ def test_the_whole_story(stack):
     assert event["id"] in [e["id"] for e in found]
     assert attendee.get("/events?type=yoga&price_max=50&available=true").status_code == 200
 
-    # book and pay
+    # book and pay; the catalogue (cached in Redis, bumped on commit) shows the seat taken on
+    # every worker at once, and no page from before is served
+    def seats_left_everywhere() -> set[int]:
+        pages = [attendee.get("/events/filter?type=Yoga&rating=4.5") for _ in range(6)]
+        pages += [attendee.get(f"/events/{event['id']}") for _ in range(6)]
+        rows = [page.json() for page in pages[6:]]
+        rows += [row for page in pages[:6] for row in page.json()["results"]]
+        return {row["seats_left"] for row in rows if row["id"] == event["id"]}
+
+    assert seats_left_everywhere() == {event["capacity"]}
     booking = attendee.post("/bookings/", {"event_id": event["id"]})
     assert booking.status_code == 201, booking.text
+    assert seats_left_everywhere() == {event["capacity"] - 1}
     booking = booking.json()
     assert booking["checkout_url"].startswith(stack.stripe_url)
     assert pay_with_stripe(stack, booking["checkout_session_id"]).status_code == 200

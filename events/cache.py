@@ -4,10 +4,11 @@ Reads outnumber bookings by far, and the catalogue's answer is the same for ever
 `GET /events`, `/events/filter` and `/events/{id}` keep their response data in the shared
 cache (Redis in production) under a *catalogue version*:
 
-- Every change the catalogue shows bumps the version, at once and again after its
-  transaction commits: an event saved or deleted, a booking that takes or frees a seat
-  (`bookings.services`), a facilitator renamed. A page built before the commit (from the
-  rows as they were) is never read again.
+- Every change the catalogue shows bumps the version when its transaction commits: an
+  event saved or deleted, a booking that takes or frees a seat (`bookings.services`), a
+  facilitator renamed. A page built before the commit (from the rows as they were) is
+  never read again. (Tests inside one never-committed transaction bump at once instead:
+  the root conftest.py.)
 - Two things change with time alone: a hold lapsing frees its seat, and an event that starts
   leaves the default list. A page is kept only until the next of these moments (and at most
   CATALOGUE_CACHE_SECONDS), found with two indexed queries when the page is built.
@@ -39,13 +40,15 @@ def enabled() -> bool:
 
 
 def invalidate() -> None:
-    """Stop serving the cached pages: now, and again when the current transaction commits.
+    """Stop serving the cached pages once the current transaction commits (now, outside one).
 
-    The first bump makes the change's own connection (and a test inside one transaction) see
-    it at once; the second retires pages other readers built before the commit.
+    Several changes in one transaction (an event cancelled with its bookings) bump once.
     """
-    if enabled():
-        _bump()
+    if not enabled():
+        return
+    connection = transaction.get_connection()
+    # Django's list of this transaction's callbacks, emptied on commit and on rollback.
+    if not any(entry[1] is _bump for entry in connection.run_on_commit):
         transaction.on_commit(_bump)
 
 
