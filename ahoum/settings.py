@@ -121,6 +121,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    if env.bool("DATABASE_PREPARED_STATEMENTS", default=True):
+        # Server-side binding lets psycopg prepare a statement the 5th time a connection runs
+        # it; PostgreSQL then skips parsing and planning it (bench/README.md).
+        DATABASES["default"]["OPTIONS"] = {"server_side_binding": True, "prepare_threshold": 5}
 # Transactions belong to services (see CONVENTIONS.md), not to requests.
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -133,7 +137,7 @@ REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "ahoum.cache.RedisCache",
             "LOCATION": REDIS_URL,
             # Apart from other sites (or test runs) sharing one Redis database.
             "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="ahoum"),

@@ -69,8 +69,9 @@ def book_event(*, user, event_id: int) -> Booking:
 def _book(*, user, event_id: int, look_for_mine: bool) -> Booking:
     now = timezone.now()
     with service_transaction():
-        event = Event.objects.select_for_update(of=("self",)).select_related("facilitator")
-        event = event.filter(pk=event_id).first()
+        # Lock the event and count this booking's seat in, in one statement; every refusal
+        # below raises, and the rollback takes the seat back out.
+        event = _claim_a_seat(event_id)
         if event is None:
             raise EventNotFound()
         _check_bookable(event, user.pk, now)
@@ -85,9 +86,12 @@ def _book(*, user, event_id: int, look_for_mine: bool) -> Booking:
                     booking, status=BookingStatus.EXPIRED, reason="hold expired", now=now
                 )
 
-        # The counter answers without a query while seats are left; only a full-looking
-        # event pays for counting the lapsed holds it may still include.
-        if event.seats_claimed >= event.capacity and event.seats_taken(now) >= event.capacity:
+        # Seats other bookings claim (ours is in the counter already). The counter answers
+        # without a query while seats are left; only a full-looking event pays for counting
+        # the lapsed holds it may still include.
+        if event.seats_claimed - 1 >= event.capacity and (
+            event.seats_taken(now) - 1 >= event.capacity
+        ):
             raise SoldOut()
 
         booking = Booking(
@@ -107,7 +111,6 @@ def _book(*, user, event_id: int, look_for_mine: bool) -> Booking:
             booking.payment_status = PaymentStatus.UNPAID
             booking.hold_expires_at = now + timedelta(minutes=settings.BOOKING_HOLD_MINUTES)
         booking.save()  # the first try's IntegrityError: an active booking exists
-        _claim_seats(event.pk, 1)
         _audit(
             booking, from_status="", from_payment_status="", actor=user, reason="booked", now=now
         )
@@ -466,6 +469,22 @@ def _lock_with_event(booking_id: int, missing: type[Exception] | None = None) ->
     booking = Booking.objects.select_for_update().get(pk=booking_id)
     booking.event = event
     return booking
+
+
+def _claim_a_seat(event_id: int) -> Event | None:
+    """Lock the event's row and add one to its `seats_claimed`; the event as it is now.
+
+    One UPDATE ... RETURNING instead of SELECT ... FOR UPDATE and a second UPDATE: booking
+    is the hottest path there is, and the lock is held from here to the commit.
+    """
+    claimed = Event.objects.raw(
+        "UPDATE events_event SET seats_claimed = seats_claimed + 1 WHERE id = %s RETURNING *",
+        [event_id],
+    )
+    event = next(iter(claimed), None)
+    if event is not None:
+        catalogue_cache.invalidate()  # seats_left changed
+    return event
 
 
 def _claim_seats(event_id: int, delta: int) -> None:

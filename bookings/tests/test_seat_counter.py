@@ -12,6 +12,7 @@ from django.db import connection
 from django.utils import timezone
 
 from accounts.tests.factories import UserFactory
+from ahoum.errors import DomainError
 from bookings import services
 from bookings.models import Booking, BookingStatus
 from conftest import client_for
@@ -172,4 +173,21 @@ def test_cancelling_while_booking_again_never_deadlocks_or_miscounts():
     assert outcomes[("cancel", 200)] == rounds
     assert outcomes[("book", 201)] + outcomes[("book", 409)] == rounds
     assert claimed(event) == 0
+    assert_counters_match_bookings()
+
+
+def test_a_refused_booking_leaves_the_counter_as_it_was(user, facilitator, staff):
+    full = EventFactory(capacity=1)
+    services.book_event(user=UserFactory(), event_id=full.pk)
+    own = EventFactory(facilitator=facilitator)
+    gone = EventFactory()
+    event_services.cancel_event(event_id=gone.pk, by=staff, reason="")
+    mine = EventFactory()
+    services.book_event(user=user, event_id=mine.pk)
+
+    for person, event in [(user, full), (facilitator, own), (user, gone), (user, mine)]:
+        with pytest.raises(DomainError):
+            services.book_event(user=person, event_id=event.pk)
+
+    assert [claimed(event) for event in (full, own, gone, mine)] == [1, 0, 0, 1]
     assert_counters_match_bookings()
