@@ -3,6 +3,8 @@
 import os
 import uuid
 
+import pytest
+
 from ahoum.cache import RedisCache
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
@@ -15,6 +17,10 @@ def test_one_client_serves_every_call_and_the_cache_works():
     assert cache.add("version", 1, None)
     assert not cache.add("version", 5, None)
     assert cache.incr("version") == 2
+    assert cache.incr("version", 3) == 5
+    with pytest.raises(ValueError):
+        cache.incr("never-set")
+    assert cache.get("never-set") is None
     assert cache.get("page") == {"results": [1, 2]}
     assert cache.get("missing") is None
 
