@@ -30,6 +30,7 @@ from django.conf import settings
 from django.dispatch import receiver
 from django.utils import timezone
 
+from accounts.models import User
 from ahoum.db import service_transaction
 from ahoum.retry import backoff_seconds
 from bookings import emails, tasks
@@ -50,34 +51,39 @@ def queue_booking_emails(sender, booking: Booking, audit: BookingAudit, **kwargs
 def queue_emails(*, booking: Booking, audit: BookingAudit) -> list[BookingEmail]:
     """Queue the emails one booking transition owes. Call inside that change's transaction."""
     now = timezone.now()
-    queued = []
     owed = emails.emails_for_change(audit)
     if not owed:
-        return queued
+        return []
     # This transition's emails that exist already (the signal seen again): never a second one.
     already = set(
         BookingEmail.objects.filter(booking=booking, audit_version=audit.version).values_list(
             "recipient_kind", flat=True
         )
     )
-    for recipient_kind, kind in owed:
-        if recipient_kind in already:
-            continue
-        recipient = (
-            booking.user if recipient_kind == EmailRecipient.ATTENDEE else booking.event.facilitator
-        )
-        email = BookingEmail.objects.create(
+    rows = [
+        BookingEmail(
             booking=booking,
             audit_version=audit.version,
             recipient_kind=recipient_kind,
             kind=kind,
-            to_email=recipient.email,
+            to_email=_address(booking, recipient_kind),
             next_attempt_at=now,
             created_at=now,
         )
+        for recipient_kind, kind in owed
+        if recipient_kind not in already
+    ]
+    queued = BookingEmail.objects.bulk_create(rows)  # one INSERT; ids come back
+    for email in queued:
         tasks.send_booking_email.enqueue(email.pk, 0)
-        queued.append(email)
     return queued
+
+
+def _address(booking: Booking, recipient_kind: str) -> str:
+    if recipient_kind == EmailRecipient.ATTENDEE:
+        return booking.user.email
+    # Only the address: the facilitator's whole row is not needed inside the booking's lock.
+    return User.objects.values_list("email", flat=True).get(pk=booking.facilitator_id)
 
 
 def send_email(*, email_id: int, after_attempts: int) -> str:

@@ -99,8 +99,10 @@ def test_changes_retire_the_pages_when_their_transaction_commits(
         # Not committed yet: other readers must not see it, the cached page stands.
         assert seats_left(api_client, event) == 5
 
-    assert callbacks == [catalogue_cache._bump]  # one bump for all of the changes
-    callbacks[0]()  # the commit
+    bumps = [callback for callback in callbacks if callback is catalogue_cache._bump]
+    assert len(bumps) == 1  # one bump for all of the changes
+    for callback in callbacks:  # the commit
+        callback()
     assert seats_left(api_client, event) == 4
 
 
