@@ -150,12 +150,10 @@ else:
 # with a cache all processes share: each process's own memory would miss other processes'
 # changes, so without REDIS_URL the default is 0 (off).
 CATALOGUE_CACHE_SECONDS = env.int("CATALOGUE_CACHE_SECONDS", default=60 if REDIS_URL else 0)
-# The signed-in user's row, cached by accounts/authentication.py; same rule.
-AUTH_USER_CACHE_SECONDS = env.int("AUTH_USER_CACHE_SECONDS", default=300 if REDIS_URL else 0)
-if (CATALOGUE_CACHE_SECONDS > 0 or AUTH_USER_CACHE_SECONDS > 0) and not REDIS_URL and not DEBUG:
+if CATALOGUE_CACHE_SECONDS > 0 and not REDIS_URL and not DEBUG:
     raise ImproperlyConfigured(
-        "CATALOGUE_CACHE_SECONDS and AUTH_USER_CACHE_SECONDS need REDIS_URL: a per-process "
-        "cache would miss other processes' changes. Set REDIS_URL, or set both to 0."
+        "CATALOGUE_CACHE_SECONDS needs REDIS_URL: a per-process cache would serve pages other "
+        "processes' bookings changed. Set REDIS_URL, or CATALOGUE_CACHE_SECONDS=0."
     )
 
 # --- Passwords ------------------------------------------------------------------------------
@@ -203,7 +201,7 @@ NUM_PROXIES = env.int("NUM_PROXIES", default=0) or None
 # --- REST framework -------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "accounts.authentication.CachedUserJWTAuthentication",
+        "rest_framework_simplejwt.authentication.JWTAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticatedOrReadOnly"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"]

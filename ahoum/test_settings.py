@@ -18,7 +18,6 @@ CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"
 # On, as in production: every test that changes something and reads the catalogue again
 # checks that the change reached it. One process, so its memory is the shared cache.
 CATALOGUE_CACHE_SECONDS = 60
-AUTH_USER_CACHE_SECONDS = 60
 # In memory, not files: Django's test environment (setup_test_environment, which pytest-django
 # runs) replaces EMAIL_BACKEND with this one whatever is set here, and its outbox is emptied
 # before each test. A test that wants the file backend sets it (bookings/tests/test_emails.py).
