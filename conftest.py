@@ -1,5 +1,7 @@
 """Fixtures shared by every app's tests."""
 
+import os
+
 import pytest
 from django.conf import settings
 from django.core.cache import cache
@@ -17,12 +19,15 @@ ON_POSTGRES = settings.DATABASES["default"]["ENGINE"] == "django.db.backends.pos
 
 
 def pytest_collection_modifyitems(config, items):
-    if ON_POSTGRES:
-        return
-    skip = pytest.mark.skip(reason="needs PostgreSQL: run with DATABASE_URL=postgres://...")
+    skips = {}
+    if not ON_POSTGRES:
+        skips["postgres"] = "needs PostgreSQL: run with DATABASE_URL=postgres://..."
+    if not os.environ.get("TEST_REDIS_URL"):
+        skips["redis"] = "needs Redis: run with TEST_REDIS_URL=redis://127.0.0.1:6379/13"
     for item in items:
-        if "postgres" in item.keywords:
-            item.add_marker(skip)
+        for marker, reason in skips.items():
+            if marker in item.keywords:
+                item.add_marker(pytest.mark.skip(reason=reason))
 
 
 @pytest.fixture(autouse=True)
