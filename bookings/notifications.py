@@ -1,8 +1,9 @@
 """Booking emails: queued with the change that owes them, sent by a task, never twice.
 
 Queueing. `booking_changed` is sent inside every booking change's transaction; the receiver
-here writes one `BookingEmail` row per email the change owes and enqueues its task. Both
-commit or roll back with the change, and no mail is sent inside a request or a lock.
+here writes one `BookingEmail` row per email the change owes and enqueues one task for the
+change's emails. Both commit or roll back with the change, and no mail is sent inside a
+request or a lock.
 
 Sending (`send_email`, the task). Each task names the attempt count it follows, as refunds
 and CRM deliveries do. It claims the next attempt in a short transaction (status `sending`,
@@ -48,18 +49,17 @@ def queue_booking_emails(sender, booking: Booking, audit: BookingAudit, **kwargs
     queue_emails(booking=booking, audit=audit)
 
 
-def queue_emails(*, booking: Booking, audit: BookingAudit) -> list[BookingEmail]:
-    """Queue the emails one booking transition owes. Call inside that change's transaction."""
-    now = timezone.now()
+def queue_emails(*, booking: Booking, audit: BookingAudit) -> None:
+    """Queue the emails one booking transition owes. Call inside that change's transaction.
+
+    One INSERT for the rows and one task for their first attempts. The unique constraint
+    keeps one row per transition and recipient: a signal seen again inserts nothing, and the
+    task it adds finds those attempts made or claimed (`send_email`), so nothing is sent twice.
+    """
     owed = emails.emails_for_change(audit)
     if not owed:
-        return []
-    # This transition's emails that exist already (the signal seen again): never a second one.
-    already = set(
-        BookingEmail.objects.filter(booking=booking, audit_version=audit.version).values_list(
-            "recipient_kind", flat=True
-        )
-    )
+        return
+    now = timezone.now()
     rows = [
         BookingEmail(
             booking=booking,
@@ -71,12 +71,18 @@ def queue_emails(*, booking: Booking, audit: BookingAudit) -> list[BookingEmail]
             created_at=now,
         )
         for recipient_kind, kind in owed
-        if recipient_kind not in already
     ]
-    queued = BookingEmail.objects.bulk_create(rows)  # one INSERT; ids come back
-    for email in queued:
-        tasks.send_booking_email.enqueue(email.pk, 0)
-    return queued
+    BookingEmail.objects.bulk_create(rows, ignore_conflicts=True)
+    tasks.send_transition_emails.enqueue(booking.pk, audit.version)
+
+
+def send_transition_emails(*, booking_id: int, audit_version: int) -> list[str]:
+    """Make the first attempt of each email of one transition (see `send_email`); statuses."""
+    ids = BookingEmail.objects.filter(booking_id=booking_id, audit_version=audit_version)
+    return [
+        send_email(email_id=email_id, after_attempts=0)
+        for email_id in ids.order_by("pk").values_list("pk", flat=True)
+    ]
 
 
 def _address(booking: Booking, recipient_kind: str) -> str:

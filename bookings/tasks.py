@@ -32,6 +32,14 @@ def apply_stripe_event(event_id: str) -> None:
 
 
 @task()
+def send_transition_emails(booking_id: int, audit_version: int) -> list[str]:
+    """First attempts of the emails one booking transition owes; retries go per email."""
+    from bookings import notifications
+
+    return notifications.send_transition_emails(booking_id=booking_id, audit_version=audit_version)
+
+
+@task()
 def send_booking_email(email_id: int, after_attempts: int) -> str:
     """Make a booking email's next send attempt unless another task made it; its status."""
     from bookings import notifications
