@@ -17,9 +17,14 @@ The one window left is between a commit and its bump (microseconds): a reader ma
 page from just before. The booking itself never trusts a page: it counts under the event's
 lock. CATALOGUE_CACHE_SECONDS=0 turns the cache off; it must be 0 unless every process shares
 the cache (the default follows REDIS_URL).
+
+When the cache cannot be reached, pages are served from the database and a change still
+commits (its bump is logged as failed); pages cached before such an outage may then outlive
+a change by up to CATALOGUE_CACHE_SECONDS.
 """
 
 import hashlib
+import logging
 import time
 from datetime import datetime
 
@@ -33,6 +38,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 VERSION_KEY = "catalogue:version"
+
+logger = logging.getLogger(__name__)
 
 
 def enabled() -> bool:
@@ -49,15 +56,20 @@ def invalidate() -> None:
     connection = transaction.get_connection()
     # Django's list of this transaction's callbacks, emptied on commit and on rollback.
     if not any(entry[1] is _bump for entry in connection.run_on_commit):
-        transaction.on_commit(_bump)
+        # robust: a cache outage is logged, never turns a committed booking into an error.
+        transaction.on_commit(_bump, robust=True)
 
 
 def cached(request: Request, build) -> Response:
     """`build()`'s response, or the one it gave for the same URL in the same catalogue version."""
     if not enabled():
         return build()
-    key = _page_key(request)
-    hit = cache.get(key)
+    try:
+        key = _page_key(request)
+        hit = cache.get(key)
+    except Exception:  # any backend's "unreachable": the database still answers
+        logger.warning("catalogue cache unreachable; serving from the database", exc_info=True)
+        return build()
     if hit is not None:
         return Response(hit)
     now = timezone.now()  # before reading: a moment passing while we build is still caught
@@ -65,7 +77,10 @@ def cached(request: Request, build) -> Response:
     if response.status_code == 200:
         timeout = min(settings.CATALOGUE_CACHE_SECONDS, _seconds_until_time_changes_it(now))
         if timeout > 0:
-            cache.set(key, response.data, timeout)
+            try:
+                cache.set(key, response.data, timeout)
+            except Exception:
+                logger.warning("catalogue cache unreachable; page not kept", exc_info=True)
     return response
 
 

@@ -4,7 +4,7 @@ from datetime import timedelta
 
 import pytest
 import time_machine
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -104,6 +104,32 @@ def test_changes_retire_the_pages_when_their_transaction_commits(
     for callback in callbacks:  # the commit
         callback()
     assert seats_left(api_client, event) == 4
+
+
+def test_an_unreachable_cache_serves_from_the_database(api_client, user, monkeypatch):
+    event = EventFactory(capacity=5)
+
+    def down(*args, **kwargs):
+        raise ConnectionError("cache down")
+
+    monkeypatch.setattr(catalogue_cache.cache, "get", down)
+    monkeypatch.setattr(catalogue_cache.cache, "set", down)
+
+    assert seats_left(api_client, event) == 5
+    booking_services.book_event(user=user, event_id=event.pk)
+    assert seats_left(api_client, event) == 4
+
+
+@pytest.mark.commit_bumps
+def test_a_failed_bump_never_fails_the_committed_change(user):
+    booking_services.book_event(user=user, event_id=EventFactory().pk)
+
+    bump = [
+        entry
+        for entry in transaction.get_connection().run_on_commit
+        if entry[1] is catalogue_cache._bump
+    ]
+    assert len(bump) == 1 and bump[0][2] is True  # robust: Django logs its error instead
 
 
 def test_off_when_the_setting_is_zero(api_client, settings):
