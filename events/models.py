@@ -10,6 +10,8 @@ from django.db.models import F, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce, Upper
 from django.utils import timezone
 
+from events import cache as catalogue_cache
+
 currency_code = RegexValidator(r"^[A-Z]{3}$", "Use an ISO 4217 code such as EUR or USD.")
 
 
@@ -23,18 +25,17 @@ class EventStatus(models.TextChoices):
     CANCELLED = "cancelled", "Cancelled"
 
 
-def _lapsed_holds(event, now=None):
-    """How many of the event's claimed seats are holds that lapsed (not yet marked expired)."""
-    booking_model = apps.get_model("bookings", "Booking")
-    lapsed = (
-        booking_model.objects.filter(event=event)
-        .stale_holds(now or timezone.now())
+def _bookings_per_event(select) -> Coalesce:
+    """A subquery counting the outer event's bookings that `select(bookings)` keeps (0 if none)."""
+    bookings = apps.get_model("bookings", "Booking").objects.filter(event=OuterRef("pk"))
+    counted = (
+        select(bookings)
         .order_by()
         .values("event")
         .annotate(count=models.Count("pk"))
         .values("count")
     )
-    return Coalesce(Subquery(lapsed, output_field=models.IntegerField()), 0)
+    return Coalesce(Subquery(counted, output_field=models.IntegerField()), 0)
 
 
 class EventQuerySet(models.QuerySet):
@@ -48,9 +49,8 @@ class EventQuerySet(models.QuerySet):
         Reads the `seats_claimed` counter plus one subquery per row over the event's lapsed
         holds (an index range that is nearly always empty), instead of counting every booking.
         """
-        return self.annotate(
-            seats_left=F("capacity") - F("seats_claimed") + _lapsed_holds(OuterRef("pk"), now)
-        )
+        lapsed = _bookings_per_event(lambda bookings: bookings.stale_holds(now))
+        return self.annotate(seats_left=F("capacity") - F("seats_claimed") + lapsed)
 
     def recount_claimed_seats(self) -> int:
         """Set `seats_claimed` from the bookings themselves, in one UPDATE.
@@ -58,21 +58,8 @@ class EventQuerySet(models.QuerySet):
         For loads that bypass the services (bench/seed.py's bulk inserts) and for checking
         the counter in tests; the services keep it right on their own.
         """
-        booking_model = apps.get_model("bookings", "Booking")
-        active = (
-            booking_model.objects.filter(event=OuterRef("pk"))
-            .active()
-            .order_by()
-            .values("event")
-            .annotate(count=models.Count("pk"))
-            .values("count")
-        )
-        from events import cache
-
-        updated = self.update(
-            seats_claimed=Coalesce(Subquery(active, output_field=models.IntegerField()), 0)
-        )
-        cache.invalidate()
+        updated = self.update(seats_claimed=_bookings_per_event(lambda bookings: bookings.active()))
+        catalogue_cache.invalidate()
         return updated
 
     def for_catalogue(self) -> "EventQuerySet":
