@@ -1,9 +1,16 @@
 """OpenAPI generation: every operation documents the error responses it can return."""
 
 from drf_spectacular import openapi
+from drf_spectacular.contrib.rest_framework_simplejwt import SimpleJWTScheme
 from rest_framework.permissions import SAFE_METHODS, AllowAny, IsAuthenticatedOrReadOnly
 
 from ahoum.errors import ErrorSerializer
+
+
+class JWTScheme(SimpleJWTScheme):
+    """`accounts.authentication.JWTAuthentication` is simplejwt's bearer JWT in the schema."""
+
+    target_class = "accounts.authentication.JWTAuthentication"
 
 
 class AutoSchema(openapi.AutoSchema):

@@ -53,24 +53,27 @@ def main() -> None:
     pairs = [line.split() for line in (WORK / "spread_pairs.txt").read_text().splitlines()][::-1]
     used_file = WORK / "profile_pairs_used"
     used = int(used_file.read_text()) if used_file.is_file() else 0
-    pairs = pairs[used:]
+    spread = iter(pairs[used:])  # each booking takes the next pair, whatever `n` is
     used_file.write_text(str(used + 20 + args.requests + 1 + (100 if args.pyinstrument else 0)))
     client = Client(HTTP_HOST="127.0.0.1")
 
     def bearer(index: int) -> dict:
         return {"HTTP_AUTHORIZATION": f"Bearer {tokens[index]}"}
 
+    def book(user_index: str, event_id: str):
+        return client.post(
+            "/bookings/",
+            {"event_id": int(event_id)},
+            content_type="application/json",
+            **bearer(int(user_index)),
+        )
+
     scenarios = {
         "healthz": lambda n: client.get("/healthz"),
         "events_list": lambda n: client.get("/events", {"type": "Yoga", "rating": "4.5"}),
         "event_detail": lambda n: client.get(f"/events/{event_ids[n % len(event_ids)]}"),
         "my_bookings": lambda n: client.get("/bookings/", **bearer(meta["heavy_user_index"])),
-        "book_spread": lambda n: client.post(
-            "/bookings/",
-            {"event_id": int(pairs[n][1])},
-            content_type="application/json",
-            **bearer(int(pairs[n][0])),
-        ),
+        "book_spread": lambda n: book(*next(spread)),
     }
     report = {}
     offset = 0

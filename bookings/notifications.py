@@ -32,6 +32,7 @@ from django.dispatch import receiver
 from django.utils import timezone
 
 from accounts.models import User
+from ahoum.compiled import read_by_pk
 from ahoum.db import service_transaction
 from ahoum.retry import backoff_seconds
 from bookings import emails, tasks
@@ -88,8 +89,8 @@ def send_transition_emails(*, booking_id: int, audit_version: int) -> list[str]:
 def _address(booking: Booking, recipient_kind: str) -> str:
     if recipient_kind == EmailRecipient.ATTENDEE:
         return booking.user.email
-    # Only the address: the facilitator's whole row is not needed inside the booking's lock.
-    return User.objects.values_list("email", flat=True).get(pk=booking.facilitator_id)
+    # One primary-key read compiled once (a free booking pays it inside the event's lock).
+    return read_by_pk(User, booking.facilitator_id).email
 
 
 def send_email(*, email_id: int, after_attempts: int) -> str:
