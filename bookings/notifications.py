@@ -1,8 +1,9 @@
 """Booking emails: queued with the change that owes them, sent by a task, never twice.
 
 Queueing. `booking_changed` is sent inside every booking change's transaction; the receiver
-here writes one `BookingEmail` row per email the change owes and enqueues one task for the
-change's emails. Both commit or roll back with the change, and no mail is sent inside a
+here enqueues one task for a change that owes emails, which commits or rolls back with the
+change. The task writes one `BookingEmail` row per email (addressed when it runs, seconds
+later) and makes their first attempts. No mail is sent, nor any row written for it, inside a
 request or a lock.
 
 Sending (`send_email`, the task). Each task names the attempt count it follows, as refunds
@@ -31,8 +32,6 @@ from django.conf import settings
 from django.dispatch import receiver
 from django.utils import timezone
 
-from accounts.models import User
-from ahoum.compiled import read_by_pk
 from ahoum.db import service_transaction
 from ahoum.retry import backoff_seconds
 from bookings import emails, tasks
@@ -51,34 +50,19 @@ def queue_booking_emails(sender, booking: Booking, audit: BookingAudit, **kwargs
 
 
 def queue_emails(*, booking: Booking, audit: BookingAudit) -> None:
-    """Queue the emails one booking transition owes. Call inside that change's transaction.
+    """Enqueue the emails one booking transition owes. Call inside that change's transaction.
 
-    One INSERT for the rows and one task for their first attempts. The unique constraint
-    keeps one row per transition and recipient: a signal seen again inserts nothing, and the
-    task it adds finds those attempts made or claimed (`send_email`), so nothing is sent twice.
+    Only the task is written here; it commits or rolls back with the change, and it writes
+    the email rows itself (`write_owed_emails`) before their first attempts. So the request,
+    inside the event's row lock, pays one INSERT and no address lookups.
     """
-    owed = emails.emails_for_change(audit)
-    if not owed:
-        return
-    now = timezone.now()
-    rows = [
-        BookingEmail(
-            booking=booking,
-            audit_version=audit.version,
-            recipient_kind=recipient_kind,
-            kind=kind,
-            to_email=_address(booking, recipient_kind),
-            next_attempt_at=now,
-            created_at=now,
-        )
-        for recipient_kind, kind in owed
-    ]
-    BookingEmail.objects.bulk_create(rows, ignore_conflicts=True)
-    tasks.send_transition_emails.enqueue(booking.pk, audit.version)
+    if emails.emails_for_change(audit):
+        tasks.send_transition_emails.enqueue(booking.pk, audit.version)
 
 
 def send_transition_emails(*, booking_id: int, audit_version: int) -> list[str]:
-    """Make the first attempt of each email of one transition (see `send_email`); statuses."""
+    """Write the rows one transition owes, then make each one's first attempt; statuses."""
+    write_owed_emails(booking_id=booking_id, audit_version=audit_version)
     ids = BookingEmail.objects.filter(booking_id=booking_id, audit_version=audit_version)
     return [
         send_email(email_id=email_id, after_attempts=0)
@@ -86,11 +70,38 @@ def send_transition_emails(*, booking_id: int, audit_version: int) -> list[str]:
     ]
 
 
-def _address(booking: Booking, recipient_kind: str) -> str:
-    if recipient_kind == EmailRecipient.ATTENDEE:
-        return booking.user.email
-    # One primary-key read compiled once (a free booking pays it inside the event's lock).
-    return read_by_pk(User, booking.facilitator_id).email
+def write_owed_emails(*, booking_id: int, audit_version: int) -> None:
+    """One `BookingEmail` row per email the transition owes, addressed as of now.
+
+    The unique constraint keeps one row per transition and recipient: a task run again (or
+    a signal seen twice, which enqueues a second task) inserts nothing, and `send_email`
+    never repeats an attempt made or claimed.
+    """
+    audit = (
+        BookingAudit.objects.select_related("booking__user", "booking__facilitator")
+        .filter(booking_id=booking_id, version=audit_version)
+        .first()
+    )
+    if audit is None:  # the booking was deleted since
+        return
+    booking, now = audit.booking, timezone.now()
+    rows = [
+        BookingEmail(
+            booking=booking,
+            audit_version=audit_version,
+            recipient_kind=recipient_kind,
+            kind=kind,
+            to_email=(
+                booking.user.email
+                if recipient_kind == EmailRecipient.ATTENDEE
+                else booking.facilitator.email
+            ),
+            next_attempt_at=now,
+            created_at=now,
+        )
+        for recipient_kind, kind in emails.emails_for_change(audit)
+    ]
+    BookingEmail.objects.bulk_create(rows, ignore_conflicts=True)
 
 
 def send_email(*, email_id: int, after_attempts: int) -> str:

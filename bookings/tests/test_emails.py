@@ -20,6 +20,7 @@ import time_machine
 from django.core import mail
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django_tasks_db.models import DBTaskResult
 from icalendar import Calendar
 
 from accounts.tests.factories import FacilitatorFactory, UserFactory
@@ -153,6 +154,38 @@ def test_free_booking_confirms_to_the_attendee_with_an_invite_and_tells_the_faci
     with time_machine.travel(timezone.now() + timedelta(days=1)):
         run_tasks()  # the attempts' lease tasks find them sent
     assert len(mail.outbox) == 2
+
+
+def test_the_booking_writes_one_task_and_the_task_writes_the_rows_addressed_when_it_runs(
+    attendee, host, free_event
+):
+    booking = book(attendee, free_event)
+
+    assert not BookingEmail.objects.filter(booking=booking).exists()
+    queued = DBTaskResult.objects.filter(task_path="bookings.tasks.send_transition_emails")
+    assert queued.count() == 1
+    host.email = "maya.new@example.com"  # changed between the booking and the task
+    host.save()
+
+    run_tasks()
+
+    assert sorted(
+        BookingEmail.objects.filter(booking=booking).values_list("to_email", flat=True)
+    ) == [
+        "alice@example.com",
+        "maya.new@example.com",
+    ]
+    assert len(sent_to("maya.new@example.com")) == 1
+
+
+def test_a_transition_task_for_a_deleted_booking_does_nothing(attendee, free_event):
+    booking = book(attendee, free_event)
+    booking.delete()
+
+    run_tasks()
+
+    assert mail.outbox == []
+    assert not BookingEmail.objects.exists()
 
 
 def test_paid_booking_is_confirmed_by_email_when_the_payment_arrives(attendee, host, paid_event):
@@ -510,6 +543,8 @@ def test_a_worker_dying_after_the_send_never_causes_a_second_email(
 ):
     """The crash window: the server accepted the message, `sent` was never recorded."""
     booking = book(attendee, free_event)
+    # The transition task's first step, then its attendee attempt dies after the send.
+    notifications.write_owed_emails(booking_id=booking.pk, audit_version=1)
     email = BookingEmail.objects.get(booking=booking, recipient_kind="attendee")
 
     def worker_killed(**kwargs):
@@ -523,7 +558,7 @@ def test_a_worker_dying_after_the_send_never_causes_a_second_email(
     email.refresh_from_db()
     assert (email.status, email.attempts) == (EmailStatus.SENDING, 1)
 
-    run_tasks()  # the task queued with the booking finds attempt 1 made
+    run_tasks()  # the task queued with the booking finds the rows there and attempt 1 made
     tasks.send_booking_email.enqueue(email.pk, 0)  # a duplicate task, as a retry would be
     run_tasks()
     with time_machine.travel(timezone.now() + timedelta(minutes=10)):
