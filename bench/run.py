@@ -45,6 +45,9 @@ PYTHON = sys.executable
 LIST_MIN_RATIO, LIST_MAX_P99_MS = 0.40, 50
 SPREAD_MIN_RATIO, SPREAD_MAX_P99_MS = 0.20, 100
 RUSH_MIN_SHARE_OF_SPREAD = 0.70
+# The ceiling the issue measured on the machine its targets were set for ("a trivial PostgreSQL
+# query about 1,550 requests/s"): the p99 targets are absolute, so they assume that speed.
+REFERENCE_CEILING_RPS = 1550
 
 
 def main() -> None:
@@ -708,6 +711,11 @@ def build_report(args: argparse.Namespace, meta: dict, server: dict, runs: list[
             "p99_ms_worst": max(run["result"]["p99_ms"] for run in mine),
             "ceiling_rps_median": median(ceilings),
             "ceiling_rps_range": [min(ceilings), max(ceilings)],
+            # The framework's own floor at the same connections: /healthz's p99 around it.
+            "ceiling_p99_ms_median": median(
+                statistics.mean(c["p99_ms"] for c in (run["ceiling"], run["ceiling_after"]) if c)
+                for run in mine
+            ),
             "ratio_median": median(ratios),
             "ratio_range": [min(ratios), max(ratios)],
             "cpu_ratio_median": median(cpu_ratios),
@@ -785,16 +793,23 @@ def evaluate_targets(runs: list[dict], summary: dict) -> list[dict]:
     """Each target on the medians, with the number of rounds that met it on their own."""
     targets = []
 
-    def add(name: str, wanted: str, value: str, met: bool, rounds: list[bool]) -> None:
-        targets.append(
-            {
-                "target": name,
-                "wanted": wanted,
-                "median": value,
-                "met": met,
-                "rounds_met": f"{sum(rounds)}/{len(rounds)}",
-            }
-        )
+    def add(
+        name: str, wanted: str, value: str, met: bool, rounds: list[bool], scenario: str = ""
+    ) -> None:
+        target = {
+            "target": name,
+            "wanted": wanted,
+            "median": value,
+            "met": met,
+            "rounds_met": f"{sum(rounds)}/{len(rounds)}",
+        }
+        if scenario:  # a p99 target: what the machine's speed allows, beside what was measured
+            s = summary[scenario]
+            target["ceiling_p99_ms"] = round(s["ceiling_p99_ms_median"], 1)
+            target["p99_ms_at_reference_speed"] = round(
+                s["p99_ms_median"] * s["ceiling_rps_median"] / REFERENCE_CEILING_RPS, 1
+            )
+        targets.append(target)
 
     by = {name: [run for run in runs if run["scenario"] == name] for name in summary}
     if "events_list" in summary:
@@ -808,6 +823,7 @@ def evaluate_targets(runs: list[dict], summary: dict) -> list[dict]:
                 run["ratio"] >= LIST_MIN_RATIO and run["result"]["p99_ms"] < LIST_MAX_P99_MS
                 for run in by["events_list"]
             ],
+            "events_list",
         )
     if "book_spread" in summary:
         s = summary["book_spread"]
@@ -824,6 +840,7 @@ def evaluate_targets(runs: list[dict], summary: dict) -> list[dict]:
                 and count_5xx(run["result"]["statuses"]) == 0
                 for run in by["book_spread"]
             ],
+            "book_spread",
         )
     if "book_rush" in summary:
         s = summary["book_rush"]
@@ -913,13 +930,37 @@ def render_markdown(report: dict) -> str:
             f"{s['bookings_per_second_until_sold_out_median']} bookings/s until sold out "
             "(median).",
         ]
-    lines += ["", "## Targets (issue 8)", "", "| Target | Wanted | Median | Met | Rounds met |"]
-    lines.append("|---|---|---|---|---|")
+    lines += [
+        "",
+        "## Targets (issue 8)",
+        "",
+        "| Target | Wanted | Median | Met | Rounds met | `/healthz` p99 beside it "
+        f"| p99 scaled to a {REFERENCE_CEILING_RPS:,} req/s ceiling |",
+        "|---|---|---|---|---|---:|---:|",
+    ]
     for target in report["targets"]:
+        floor = f"{target['ceiling_p99_ms']} ms" if "ceiling_p99_ms" in target else ""
+        scaled = (
+            f"{target['p99_ms_at_reference_speed']} ms"
+            if "p99_ms_at_reference_speed" in target
+            else ""
+        )
         lines.append(
             f"| {target['target']} | {target['wanted']} | {target['median']} "
-            f"| {'yes' if target['met'] else 'no'} | {target['rounds_met']} |"
+            f"| {'yes' if target['met'] else 'no'} | {target['rounds_met']} | {floor} "
+            f"| {scaled} |"
         )
+    ceiling = statistics.median(s["ceiling_rps_median"] for s in report["summary"].values())
+    lines += [
+        "",
+        f"*Met* is measured here, on this machine. The p99 targets are in milliseconds, set "
+        f"for a machine whose ceiling served about {REFERENCE_CEILING_RPS:,} requests/s; this "
+        f"run's ceiling served {ceiling:.0f} ({ceiling / REFERENCE_CEILING_RPS:.0%} of that). "
+        "At 16 clients latency is mostly queueing (p50 is about 16 / requests per second), so "
+        "on a slower machine every p99 grows with it: `/healthz`'s own p99 in the same "
+        "measurements is the floor no endpoint can beat. The last column is a projection, "
+        "not a measurement: the p99 times this run's ceiling over the reference ceiling.",
+    ]
     lines += [
         "",
         "## Every round",
