@@ -14,7 +14,7 @@ class JWTAuthentication(SimpleJWTAuthentication):
     """simplejwt's `JWTAuthentication` with the same checks and errors, one cheaper read.
 
     Every authenticated request reads its user; the ORM's `get()` spends most of its time
-    building and compiling the query, not running it (`ahoum.db.read_by_pk`). The user is
+    building and compiling the query, not running it (`ahoum.compiled.read_by_pk`). The user is
     still read on every request, so deactivating someone locks them out at once.
     """
 

@@ -6,6 +6,7 @@ from decimal import Decimal
 import pytest
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F
+from django.db.models.signals import post_save, pre_save
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -127,3 +128,14 @@ def test_update_by_pk_changes_the_row_and_returns_it_as_the_orm_reads_it():
         days=3650
     )
     assert update_by_pk(Event, "seats_claimed = seats_claimed + 1", event.pk + 1000) is None
+
+
+@pytest.mark.parametrize("model", [Booking, BookingAudit])
+def test_no_save_signal_listens_to_the_models_inserted_without_save(model):
+    """`bookings.services` inserts these with `insert()`, which sends no save signals.
+
+    A receiver added for them would silently never run: listen to `booking_changed` instead,
+    or save them with `save()`.
+    """
+    for signal in (pre_save, post_save):
+        assert not signal.has_listeners(model), f"{signal} has a receiver for {model.__name__}"
