@@ -3,8 +3,8 @@
 Queueing. `booking_changed` is sent inside every booking change's transaction; the receiver
 here enqueues one task for a change that owes emails, which commits or rolls back with the
 change. The task writes one `BookingEmail` row per email (addressed when it runs, seconds
-later) and makes their first attempts. No mail is sent, nor any row written for it, inside a
-request or a lock.
+later) and one task per email for its first attempt. No mail is sent, nor any row written
+for it, inside a request or a lock.
 
 Sending (`send_email`, the task). Each task names the attempt count it follows, as refunds
 and CRM deliveries do. It claims the next attempt in a short transaction (status `sending`,
@@ -60,14 +60,19 @@ def queue_emails(*, booking: Booking, audit: BookingAudit) -> None:
         tasks.send_transition_emails.enqueue(booking.pk, audit.version)
 
 
-def send_transition_emails(*, booking_id: int, audit_version: int) -> list[str]:
-    """Write the rows one transition owes, then make each one's first attempt; statuses."""
-    write_owed_emails(booking_id=booking_id, audit_version=audit_version)
-    ids = BookingEmail.objects.filter(booking_id=booking_id, audit_version=audit_version)
-    return [
-        send_email(email_id=email_id, after_attempts=0)
-        for email_id in ids.order_by("pk").values_list("pk", flat=True)
-    ]
+def send_transition_emails(*, booking_id: int, audit_version: int) -> list[int]:
+    """Write the rows one transition owes and enqueue each one's first attempt; their ids.
+
+    One task per email, committed with the rows: a worker that dies while sending one email
+    leaves the others' tasks standing (and the one it was sending has its lease, `send_email`).
+    """
+    with service_transaction():
+        write_owed_emails(booking_id=booking_id, audit_version=audit_version)
+        owed = BookingEmail.objects.filter(booking_id=booking_id, audit_version=audit_version)
+        ids = list(owed.order_by("pk").values_list("pk", flat=True))
+        for email_id in ids:
+            tasks.send_booking_email.enqueue(email_id, 0)
+    return ids
 
 
 def write_owed_emails(*, booking_id: int, audit_version: int) -> None:

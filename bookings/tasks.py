@@ -32,8 +32,8 @@ def apply_stripe_event(event_id: str) -> None:
 
 
 @task()
-def send_transition_emails(booking_id: int, audit_version: int) -> list[str]:
-    """First attempts of the emails one booking transition owes; retries go per email."""
+def send_transition_emails(booking_id: int, audit_version: int) -> list[int]:
+    """Write the emails one booking transition owes and enqueue a send task for each."""
     from bookings import notifications
 
     return notifications.send_transition_emails(booking_id=booking_id, audit_version=audit_version)

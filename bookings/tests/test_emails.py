@@ -570,6 +570,27 @@ def test_a_worker_dying_after_the_send_never_causes_a_second_email(
     assert len(sent_to("maya@example.com")) == 1  # the other email went normally
 
 
+def test_a_worker_dying_while_sending_one_email_leaves_the_other_to_its_own_task(
+    monkeypatch, attendee, host, free_event
+):
+    book(attendee, free_event)
+    record_sent = notifications._record_sent
+
+    def killed_after_the_attendees_email(*, email_id, attempt):
+        if BookingEmail.objects.get(pk=email_id).recipient_kind == "attendee":
+            raise RuntimeError("worker killed after sending")
+        return record_sent(email_id=email_id, attempt=attempt)
+
+    monkeypatch.setattr(notifications, "_record_sent", killed_after_the_attendees_email)
+    with pytest.raises(AssertionError, match="worker killed"):
+        run_tasks()
+
+    assert len(sent_to("alice@example.com")) == 1
+    assert len(sent_to("maya@example.com")) == 1
+    facilitator_email = BookingEmail.objects.get(recipient_kind="facilitator")
+    assert facilitator_email.status == EmailStatus.SENT
+
+
 def test_a_sent_email_is_not_sent_again_by_a_repeated_task(attendee, free_event):
     booking = book(attendee, free_event)
     run_tasks()
