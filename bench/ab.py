@@ -16,30 +16,14 @@ has not used, taken from the end of the seeded list. Needs one `bench/run.py` fi
 """
 
 import argparse
-import json
-import os
 import statistics
-import sys
 import time
 from importlib import import_module
-from pathlib import Path
 
-BENCH = Path(__file__).resolve().parent
-REPO = BENCH.parent
-WORK = BENCH / ".work"
+from last_run import WORK  # first: sets Django up on the last run
 
-saved = WORK / "env.json"
-if not saved.is_file():
-    sys.exit("No seeded data yet: run the benchmark once first (bench/run.py).")
-os.environ.update(json.loads(saved.read_text()))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ahoum.settings")
-sys.path.insert(0, str(REPO))
-
-import django  # noqa: E402
-
-django.setup()
-
-from django.test import Client  # noqa: E402
+# isort: split
+from django.test import Client
 
 
 def resolve(dotted: str) -> tuple[object, str]:

@@ -11,32 +11,16 @@ bench/results/profile-<scenario>.txt and an EXPLAIN ANALYZE of each distinct que
 
 import argparse
 import json
-import os
 import statistics
-import sys
 import time
 from collections import Counter
-from pathlib import Path
 
-BENCH = Path(__file__).resolve().parent
-REPO = BENCH.parent
-WORK = BENCH / ".work"
-RESULTS = BENCH / "results"
+from last_run import RESULTS, WORK  # first: sets Django up on the last run
 
-saved = WORK / "env.json"
-if not saved.is_file():
-    sys.exit("No seeded data yet: run the benchmark once first (bench/run.py).")
-os.environ.update(json.loads(saved.read_text()))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ahoum.settings")
-sys.path.insert(0, str(REPO))
-
-import django  # noqa: E402
-
-django.setup()
-
-from django.db import connection  # noqa: E402
-from django.test import Client  # noqa: E402
-from django.test.utils import CaptureQueriesContext  # noqa: E402
+# isort: split
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
 
 
 def main() -> None:
