@@ -7,6 +7,7 @@ the ORM's own SQL, compiled on first use per model and database, with the ORM's 
 preparation and converters. Everything else uses QuerySets.
 """
 
+from functools import cache
 from typing import NamedTuple, TypeVar
 
 from django.db import connections, router
@@ -25,7 +26,12 @@ class _Rows(NamedTuple):
     converters: dict  # position -> (the ORM's converters, the column expression)
 
 
-_ROWS: dict[tuple[type[Model], str], _Rows] = {}
+class _Insert(NamedTuple):
+    """How the ORM inserts one row of a model."""
+
+    sql: str  # one placeholder per field
+    fields: list  # in placeholder order
+    returns_pk: bool  # RETURNING the new primary key (else the backend's last insert id)
 
 
 def read_by_pk(model: type[M], pk) -> M | None:
@@ -74,27 +80,21 @@ def _fetch_one(model: type[M], alias: str, rows: _Rows, sql: str, pk) -> M | Non
     return model.from_db(alias, rows.attnames, row)
 
 
+@cache
 def _rows(model: type[Model], alias: str) -> _Rows:
-    rows = _ROWS.get((model, alias))
-    if rows is None:
-        compiler = model._base_manager.using(alias).filter(pk=0).query.get_compiler(alias)
-        sql, params = compiler.as_sql()
-        if len(params) != 1:  # a base manager that filters more would not read by pk alone
-            raise ValueError(f"{model.__name__}: a primary-key read has parameters {params!r}")
-        selected = [column for column, _, _ in compiler.select]
-        quote = connections[alias].ops.quote_name
-        rows = _ROWS[(model, alias)] = _Rows(
-            select_by_pk=sql,
-            columns=", ".join(quote(column.target.column) for column in selected),
-            attnames=[column.target.attname for column in selected],
-            converters=compiler.get_converters(selected),
-        )
-    return rows
-
-
-# (model, database alias) -> (INSERT with one placeholder per field, those fields, whether
-# the statement returns the new primary key).
-_INSERT: dict[tuple[type[Model], str], tuple[str, list, bool]] = {}
+    """Compiled on first use per model and database, then reused."""
+    compiler = model._base_manager.using(alias).filter(pk=0).query.get_compiler(alias)
+    sql, params = compiler.as_sql()
+    if len(params) != 1:  # a base manager that filters more would not read by pk alone
+        raise ValueError(f"{model.__name__}: a primary-key read has parameters {params!r}")
+    selected = [column for column, _, _ in compiler.select]
+    quote = connections[alias].ops.quote_name
+    return _Rows(
+        select_by_pk=sql,
+        columns=", ".join(quote(column.target.column) for column in selected),
+        attnames=[column.target.attname for column in selected],
+        converters=compiler.get_converters(selected),
+    )
 
 
 def insert(instance: M) -> M:
@@ -110,20 +110,17 @@ def insert(instance: M) -> M:
     model = type(instance)
     alias = router.db_for_write(model, instance=instance)
     connection = connections[alias]
-    compiled = _INSERT.get((model, alias))
-    if compiled is None:
-        compiled = _INSERT[(model, alias)] = _compile_insert(model, alias)
-    sql, fields, returns_pk = compiled
+    compiled = _insert(model, alias)
     values = []
-    for field in fields:
+    for field in compiled.fields:
         value = field.pre_save(instance, True)
         if hasattr(value, "resolve_expression"):
             raise TypeError(f"{model.__name__}.{field.name}: an expression needs save()")
         values.append(field.get_db_prep_save(value, connection))
     meta = model._meta
     with connection.cursor() as cursor:
-        cursor.execute(sql, values)
-        if returns_pk:
+        cursor.execute(compiled.sql, values)
+        if compiled.returns_pk:
             pk = cursor.fetchone()[0]
         else:
             pk = connection.ops.last_insert_id(cursor, meta.db_table, meta.pk.column)
@@ -133,7 +130,9 @@ def insert(instance: M) -> M:
     return instance
 
 
-def _compile_insert(model: type[Model], alias: str) -> tuple[str, list, bool]:
+@cache
+def _insert(model: type[Model], alias: str) -> _Insert:
+    """Compiled on first use per model and database, then reused."""
     meta = model._meta
     if meta.auto_field is None or meta.pk is not meta.auto_field:
         raise ValueError(f"{model.__name__}: a compiled insert needs an auto primary key")
@@ -152,4 +151,4 @@ def _compile_insert(model: type[Model], alias: str) -> tuple[str, list, bool]:
     ((sql, params),) = compiler.as_sql()
     if len(params) != len(fields):
         raise ValueError(f"{model.__name__}: an insert placeholder is not one field's value")
-    return sql, fields, returns_pk
+    return _Insert(sql, fields, returns_pk)
