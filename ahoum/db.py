@@ -6,15 +6,19 @@ from contextlib import contextmanager
 from django.conf import settings
 from django.db import OperationalError, connection, transaction
 
-from ahoum.errors import TryAgain
+from ahoum.errors import Deadlock, TryAgain
 
 # PostgreSQL's lock_not_available; SQLite reports its busy timeout as "database is locked".
 LOCK_NOT_AVAILABLE = "55P03"
+DEADLOCK_DETECTED = "40P01"
 
 
 @contextmanager
 def service_transaction() -> Iterator[None]:
     """One durable transaction whose lock waits are bounded; a timeout becomes `TryAgain`.
+
+    A deadlock PostgreSQL broke by rolling this transaction back becomes `Deadlock` (a
+    `TryAgain`, so a 503 unless the service tries again itself).
 
     Durable: a service is a whole operation and must not be nested inside another's
     transaction by accident. On PostgreSQL `SET LOCAL lock_timeout` bounds how long a
@@ -29,6 +33,8 @@ def service_transaction() -> Iterator[None]:
     except OperationalError as error:
         if _is_lock_timeout(error):
             raise TryAgain() from error
+        if getattr(error.__cause__, "sqlstate", None) == DEADLOCK_DETECTED:
+            raise Deadlock() from error
         raise
 
 

@@ -45,6 +45,13 @@ class TryAgain(DomainError):
     headers = {"Retry-After": "1"}
 
 
+class Deadlock(TryAgain):
+    """Two transactions waited for each other and the database rolled this one back.
+
+    Nothing of it was written, so trying again is safe; a service that can, does.
+    """
+
+
 class ErrorSerializer(serializers.Serializer):
     """The error body, for the OpenAPI schema."""
 

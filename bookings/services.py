@@ -1,11 +1,18 @@
 """Every change of a booking's state. Each function is one transaction that takes its lock
-first, checks, writes the booking and its audit row, and returns.
+first, checks, writes the booking and its audit row, and returns; booking's usual case takes
+the event's lock last instead (`book_event`).
 
 Lock order, everywhere: the event row, then the booking row. The event row guards the
 capacity invariant (seats held + confirmed <= capacity) and carries the `seats_claimed`
 counter (pending or confirmed bookings), which `_transition` moves in the same transaction
 whenever a booking enters or leaves those states; so every change of state locks the event
 first, even one that only releases a seat.
+
+The one exception, `_book_lock_last`, locks the event while holding only the new booking's
+uncommitted row. Another transaction that holds the event and writes an active booking for
+the same person and event (the same person booking twice at once, one of them the exact way)
+then waits for it: a deadlock, which PostgreSQL breaks by rolling one back (`Deadlock`), and
+`book_event` tries the rolled-back one again.
 """
 
 import logging
@@ -18,6 +25,7 @@ from django.utils import timezone
 
 from ahoum import compiled
 from ahoum.db import service_transaction
+from ahoum.errors import Deadlock
 from bookings import tasks
 from bookings.exceptions import (
     AlreadyBooked,
@@ -57,17 +65,65 @@ PAYMENT_TIMESTAMPS = {PaymentStatus.PAID: "paid_at", PaymentStatus.REFUNDED: "re
 def book_event(*, user, event_id: int) -> Booking:
     """Confirm a free seat or hold a paid one for `user`; never more seats than capacity.
 
-    Most people have no active booking for the event, so the first try does not look for one:
-    the database's one-active-booking index refuses the insert if they do, and the second try
-    looks (an existing seat is a 409 `already_booked`, a lapsed hold is marked expired).
+    Two ways to one answer. The usual case takes the event's row lock *last*
+    (`_book_lock_last`): it writes the booking, its audit row and its tasks, then claims the
+    seat in one UPDATE just before COMMIT, so a popular event's lock is held for one
+    statement and the commit, not the whole booking (the rush, bench/README.md). Whatever
+    that way cannot decide on its own rolls it back and goes the exact way
+    (`_book_lock_first`: lock, look, count, write): the person has an active booking already
+    (the one-active-booking index refused the insert), the counter says full but lapsed holds
+    may free a seat, or the event changed while the booking was written.
     """
     try:
-        return _book(user=user, event_id=event_id, look_for_mine=False)
-    except IntegrityError:
-        return _book(user=user, event_id=event_id, look_for_mine=True)
+        return _book_lock_last(user=user, event_id=event_id)
+    except (IntegrityError, _TakeTheLockFirst, Deadlock):
+        pass
+    try:
+        return _book_lock_first(user=user, event_id=event_id)
+    except Deadlock:
+        # The same person's other request, writing its booking before taking the lock, and
+        # this one waited for each other; the database rolled this one back, so the other
+        # can commit. The second try sees its booking (409 `already_booked`).
+        return _book_lock_first(user=user, event_id=event_id)
 
 
-def _book(*, user, event_id: int, look_for_mine: bool) -> Booking:
+class _TakeTheLockFirst(Exception):
+    """The lock-last try cannot decide on its own; raised inside it, so it rolled back."""
+
+
+def _book_lock_last(*, user, event_id: int) -> Booking:
+    now = timezone.now()
+    with service_transaction():
+        seen = compiled.read_by_pk(Event, event_id)  # no lock: checked again under it below
+        if seen is None:
+            raise EventNotFound()
+        _check_bookable(seen, user.pk, now)
+        if seen.seats_claimed >= seen.capacity:
+            # Full by the counter. Refused without the lock when the seats held right now,
+            # counted with the counter in one statement, leave none: the event was sold out
+            # at that instant. Lapsed holds may leave one: the exact way decides.
+            left = _seats_left(event_id, now)
+            if left is None:
+                raise EventNotFound()
+            if left <= 0:
+                raise SoldOut()
+            raise _TakeTheLockFirst()
+
+        booking = _write_booking(user=user, event=seen, now=now)
+
+        # The lock, held from here to the COMMIT. The event as it is now must still take the
+        # booking exactly as written; otherwise all of it rolls back.
+        event = _claim_a_seat(event_id)
+        if event is None:
+            raise EventNotFound()
+        _check_bookable(event, user.pk, now)
+        if event.seats_claimed > event.capacity or _booking_terms(event) != _booking_terms(seen):
+            raise _TakeTheLockFirst()
+        booking.event = event
+    return booking
+
+
+def _book_lock_first(*, user, event_id: int) -> Booking:
     now = timezone.now()
     with service_transaction():
         # Lock the event and count this booking's seat in, in one statement; every refusal
@@ -77,15 +133,14 @@ def _book(*, user, event_id: int, look_for_mine: bool) -> Booking:
             raise EventNotFound()
         _check_bookable(event, user.pk, now)
 
-        if look_for_mine:
-            mine = Booking.objects.select_for_update().filter(user=user, event=event).active()
-            for booking in mine:
-                if booking.holds_seat(now):
-                    raise AlreadyBooked(booking_id=booking.pk)
-                # A lapsed hold still blocks the unique index until it is marked expired.
-                event.seats_claimed += _transition(
-                    booking, status=BookingStatus.EXPIRED, reason="hold expired", now=now
-                )
+        mine = Booking.objects.select_for_update().filter(user=user, event=event).active()
+        for booking in mine:
+            if booking.holds_seat(now):
+                raise AlreadyBooked(booking_id=booking.pk)
+            # A lapsed hold still blocks the unique index until it is marked expired.
+            event.seats_claimed += _transition(
+                booking, status=BookingStatus.EXPIRED, reason="hold expired", now=now
+            )
 
         # Seats other bookings claim (ours is in the counter already). The counter answers
         # without a query while seats are left; only a full-looking event pays for counting
@@ -95,31 +150,51 @@ def _book(*, user, event_id: int, look_for_mine: bool) -> Booking:
         ):
             raise SoldOut()
 
-        booking = Booking(
-            user=user,
-            event=event,
-            facilitator_id=event.facilitator_id,
-            amount=event.price,
-            currency=event.currency,
-            created_at=now,
-        )
-        if event.is_free:
-            booking.status = BookingStatus.CONFIRMED
-            booking.payment_status = PaymentStatus.FREE
-            booking.confirmed_at = now
-        else:
-            booking.status = BookingStatus.PENDING
-            booking.payment_status = PaymentStatus.UNPAID
-            booking.hold_expires_at = now + timedelta(minutes=settings.BOOKING_HOLD_MINUTES)
-        # The first try's IntegrityError: an active booking exists. A compiled INSERT (no
-        # save signals; none are used): the hottest write there is.
-        compiled.insert(booking)
-        _audit(
-            booking, from_status="", from_payment_status="", actor=user, reason="booked", now=now
-        )
-        if booking.hold_expires_at:
-            _schedule_expiry(booking)
+        return _write_booking(user=user, event=event, now=now)
+
+
+def _write_booking(*, user, event: Event, now: datetime) -> Booking:
+    """Insert the booking, its audit row and its tasks (no seat claimed here); the booking.
+
+    A compiled INSERT (no save signals; none are used): the hottest write there is. An
+    active booking of this person for this event makes it raise `IntegrityError`.
+    """
+    booking = Booking(
+        user=user,
+        event=event,
+        facilitator_id=event.facilitator_id,
+        amount=event.price,
+        currency=event.currency,
+        created_at=now,
+    )
+    if event.is_free:
+        booking.status = BookingStatus.CONFIRMED
+        booking.payment_status = PaymentStatus.FREE
+        booking.confirmed_at = now
+    else:
+        booking.status = BookingStatus.PENDING
+        booking.payment_status = PaymentStatus.UNPAID
+        booking.hold_expires_at = now + timedelta(minutes=settings.BOOKING_HOLD_MINUTES)
+    compiled.insert(booking)
+    _audit(booking, from_status="", from_payment_status="", actor=user, reason="booked", now=now)
+    if booking.hold_expires_at:
+        _schedule_expiry(booking)
     return booking
+
+
+def _booking_terms(event: Event) -> tuple:
+    """What a booking copies from its event when it is written."""
+    return (event.facilitator_id, event.price, event.currency)
+
+
+def _seats_left(event_id: int, now: datetime) -> int | None:
+    """Capacity minus the seats held right now, read in one statement (no lock); None if gone."""
+    return (
+        Event.objects.with_seats_left(now)
+        .filter(pk=event_id)
+        .values_list("seats_left", flat=True)
+        .first()
+    )
 
 
 def cancel_booking(
