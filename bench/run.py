@@ -997,7 +997,7 @@ def render_markdown(report: dict) -> str:
         "start means other work shares the machine (the ceiling suffers most: compare it with "
         "a quiet run's). *Machine busy* is the whole machine's CPU use during a measurement: "
         "the benchmark saturates it, so clearly less than 100% means the server was waiting "
-        "(on the rush's row lock)."
+        "(on a row lock, say)."
     )
     return "\n".join(lines) + "\n"
 
