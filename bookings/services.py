@@ -72,7 +72,7 @@ def book_event(*, user, event_id: int) -> Booking:
     that way cannot decide on its own rolls it back and goes the exact way
     (`_book_lock_first`: lock, look, count, write): the person has an active booking already
     (the one-active-booking index refused the insert), the counter says full but lapsed holds
-    may free a seat, or the event changed while the booking was written.
+    may free a seat, or the event changed while the booking was written (price, time...).
     """
     try:
         return _book_lock_last(user=user, event_id=event_id)
@@ -183,8 +183,8 @@ def _write_booking(*, user, event: Event, now: datetime) -> Booking:
 
 
 def _booking_terms(event: Event) -> tuple:
-    """What a booking copies from its event when it is written."""
-    return (event.facilitator_id, event.price, event.currency)
+    """What the booking's rows are written from: copied fields, and the CRM payload's."""
+    return (event.facilitator_id, event.price, event.currency, event.title, event.starts_at)
 
 
 def _seats_left(event_id: int, now: datetime) -> int | None:

@@ -12,6 +12,7 @@ from decimal import Decimal
 
 import pytest
 from django.db import connection
+from django.db.models import F
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -102,6 +103,27 @@ def test_a_price_changed_before_the_lock_books_again_at_the_event_price(user, mo
     event.refresh_from_db()
     assert booking.amount == event.price
     assert list(Booking.objects.values_list("pk", "amount")) == [(booking.pk, event.price)]
+    assert list(BookingAudit.objects.values_list("booking_id", flat=True)) == [booking.pk]
+    assert claimed(event) == 1
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [{"title": "Renamed"}, {"starts_at": F("starts_at") - timedelta(minutes=5)}],
+    ids=["title", "starts_at"],
+)
+def test_an_event_changed_before_the_lock_is_booked_again_from_the_event_as_locked(
+    user, monkeypatch, changes
+):
+    """The booking's audit and CRM payload are written from the event as read; the event
+    as locked must match it, or the booking is written again the exact way."""
+    event = EventFactory()
+    written = change_the_event_while_the_booking_is_written(monkeypatch, **changes)
+
+    booking = services.book_event(user=user, event_id=event.pk)
+
+    assert len(written) == 2
+    assert list(Booking.objects.values_list("pk", flat=True)) == [booking.pk]
     assert list(BookingAudit.objects.values_list("booking_id", flat=True)) == [booking.pk]
     assert claimed(event) == 1
 
