@@ -32,6 +32,7 @@ from allauth.socialaccount.providers.google import views as allauth_google
 from allauth.socialaccount.providers.google.provider import GoogleProvider
 from django.conf import settings
 from django.contrib.auth import logout
+from django.core.exceptions import MultipleObjectsReturned
 from django.db import IntegrityError
 from django.http import HttpRequest, HttpResponse
 from django.urls import NoReverseMatch
@@ -197,6 +198,16 @@ def _configured_provider(request: HttpRequest) -> GoogleProvider:
         return get_social_adapter(request).get_provider(request, GoogleProvider.id)
     except SocialApp.DoesNotExist as error:  # no GOOGLE_CLIENT_ID / GOOGLE_CLIENT_SECRET
         raise GoogleLoginNotConfigured() from error
+    except MultipleObjectsReturned as error:
+        # allauth finds the app from GOOGLE_CLIENT_ID/SECRET and a Google "Social application"
+        # added in the admin too, and cannot choose (README, Google login).
+        logger.error(
+            "Google login is off: more than one Google app is configured. Delete the Google "
+            "social application in the admin; GOOGLE_CLIENT_ID/SECRET configure it."
+        )
+        raise GoogleLoginNotConfigured(
+            "Google login is misconfigured: more than one Google app is set up."
+        ) from error
 
 
 def _verified_email(sociallogin) -> str:

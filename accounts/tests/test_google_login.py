@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit, urlunsplit
 
 import pytest
 from allauth.account.models import EmailAddress
-from allauth.socialaccount.models import SocialAccount
+from allauth.socialaccount.models import SocialAccount, SocialApp
 from django.test import Client
 
 from accounts.models import Role, User
@@ -91,6 +91,24 @@ def test_login_without_google_credentials_is_503(client):
         "code": "google_not_configured",
         "detail": "Google login is not configured.",
     }
+
+
+def test_a_second_google_app_added_in_the_admin_is_a_clear_503(client, fake_google, caplog):
+    """GOOGLE_CLIENT_ID/SECRET configure the app; one added in the admin as well leaves
+    allauth unable to choose, which must not be a 500."""
+    SocialApp.objects.create(provider="google", name="Google", client_id="other", secret="s")
+
+    for response in (
+        client.get("/auth/google/login"),
+        client.get("/auth/google/callback", {"code": "4/x", "state": "x"}),
+    ):
+        assert response.status_code == 503
+        assert response.json() == {
+            "code": "google_not_configured",
+            "detail": "Google login is misconfigured: more than one Google app is set up.",
+        }
+    assert "Delete the Google social application in the admin" in caplog.text
+    assert not User.objects.exists()
 
 
 def test_callback_without_google_credentials_is_503(client):
