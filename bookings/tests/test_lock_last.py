@@ -172,6 +172,25 @@ def run_in_thread(target, results: dict, key: str) -> threading.Thread:
     return thread
 
 
+def race_the_api_against(other, ready: threading.Event, go: threading.Event, person, event):
+    """Run `other` (it sets `ready`, then waits for `go`), then the person's POST /bookings/;
+    once the API's request waits for a lock, let `other` go on. Both outcomes."""
+    results: dict = {}
+    other_thread = run_in_thread(other, results, "other")
+    assert ready.wait(timeout=10)
+    api = run_in_thread(
+        lambda: client_for(person).post("/bookings/", {"event_id": event.pk}, format="json"),
+        results,
+        "api",
+    )
+    wait_until_a_backend_waits_for_a_lock()
+    go.set()
+    other_thread.join(timeout=60)
+    api.join(timeout=60)
+    assert isinstance(results["other"], Booking), results["other"]
+    return results["other"], results["api"]
+
+
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_the_lock_last_way_loses_a_deadlock_and_answers_already_booked():
@@ -179,32 +198,21 @@ def test_the_lock_last_way_loses_a_deadlock_and_answers_already_booked():
     holding its own written booking, waits for the event: each waits for the other."""
     event = EventFactory(capacity=5)
     person = UserFactory()
-    ready = threading.Event()
-    go = threading.Event()
-    results: dict = {}
+    ready, go = threading.Event(), threading.Event()
 
     def exact_way_pausing_before_its_insert():
-        write = services._write_booking
         with service_transaction():
             services._claim_a_seat(event.pk)  # holds the event's lock
             ready.set()
-            assert go.wait(timeout=30)
-            return write(user=person, event=Event.objects.get(pk=event.pk), now=timezone.now())
+            assert go.wait(timeout=30)  # the API's booking is written, waiting to claim
+            return services._write_booking(
+                user=person, event=Event.objects.get(pk=event.pk), now=timezone.now()
+            )
 
-    exact = run_in_thread(exact_way_pausing_before_its_insert, results, "exact")
-    assert ready.wait(timeout=10)
-    api = run_in_thread(
-        lambda: client_for(person).post("/bookings/", {"event_id": event.pk}, format="json"),
-        results,
-        "api",
+    _, response = race_the_api_against(
+        exact_way_pausing_before_its_insert, ready, go, person, event
     )
-    wait_until_a_backend_waits_for_a_lock()  # the API's booking is written, waiting to claim
-    go.set()
-    exact.join(timeout=60)
-    api.join(timeout=60)
 
-    assert isinstance(results["exact"], Booking), results["exact"]
-    response = results["api"]
     assert (response.status_code, response.json()["code"]) == (409, "already_booked")
     assert Booking.objects.filter(user=person, event=event).count() == 1
     assert claimed(event) == 1
@@ -219,34 +227,22 @@ def test_the_exact_way_loses_a_deadlock_tries_again_and_answers_already_booked()
     lapsed = services.book_event(user=UserFactory(), event_id=event.pk)
     Booking.objects.filter(pk=lapsed.pk).update(hold_expires_at=timezone.now() - timedelta(1))
     person = UserFactory()
-    written = threading.Event()
-    go = threading.Event()
-    results: dict = {}
+    ready, go = threading.Event(), threading.Event()
 
     def lock_last_way_pausing_before_its_claim():
         with service_transaction():
             booking = services._write_booking(
                 user=person, event=Event.objects.get(pk=event.pk), now=timezone.now()
             )
-            written.set()
-            assert go.wait(timeout=30)
+            ready.set()
+            assert go.wait(timeout=30)  # the API holds the event, waiting to insert
             services._claim_a_seat(event.pk)
             return booking
 
-    lock_last = run_in_thread(lock_last_way_pausing_before_its_claim, results, "lock_last")
-    assert written.wait(timeout=10)
-    api = run_in_thread(
-        lambda: client_for(person).post("/bookings/", {"event_id": event.pk}, format="json"),
-        results,
-        "api",
+    _, response = race_the_api_against(
+        lock_last_way_pausing_before_its_claim, ready, go, person, event
     )
-    wait_until_a_backend_waits_for_a_lock()  # the API holds the event, waiting to insert
-    go.set()
-    lock_last.join(timeout=60)
-    api.join(timeout=60)
 
-    assert isinstance(results["lock_last"], Booking), results["lock_last"]
-    response = results["api"]
     assert (response.status_code, response.json()["code"]) == (409, "already_booked")
     assert Booking.objects.filter(user=person, event=event).count() == 1
     assert_counters_match_bookings()
