@@ -31,15 +31,9 @@ def service_transaction() -> Iterator[None]:
                     cursor.execute(f"SET LOCAL lock_timeout = {int(settings.LOCK_TIMEOUT_MS)}")
             yield
     except OperationalError as error:
-        if _is_lock_timeout(error):
+        sqlstate = getattr(error.__cause__, "sqlstate", None)
+        if sqlstate == LOCK_NOT_AVAILABLE or "database is locked" in str(error):
             raise TryAgain() from error
-        if getattr(error.__cause__, "sqlstate", None) == DEADLOCK_DETECTED:
+        if sqlstate == DEADLOCK_DETECTED:
             raise Deadlock() from error
         raise
-
-
-def _is_lock_timeout(error: OperationalError) -> bool:
-    cause = error.__cause__
-    if getattr(cause, "sqlstate", None) == LOCK_NOT_AVAILABLE:
-        return True
-    return "database is locked" in str(error)
