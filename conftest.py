@@ -39,6 +39,17 @@ def _empty_cache():
 
 
 @pytest.fixture(autouse=True)
+def _no_hold_sweeps_remembered():
+    """A process remembers the hold sweeps it enqueued (bookings.services._schedule_expiry);
+    a test's rows are gone after it, so the next test starts remembering none."""
+    from bookings import services
+
+    services._sweeps_enqueued.clear()
+    yield
+    services._sweeps_enqueued.clear()
+
+
+@pytest.fixture(autouse=True)
 def _catalogue_bumps_at_once(request, monkeypatch):
     """A django_db test is one transaction that never commits, so on_commit callbacks never
     run: the catalogue cache's version is bumped at once instead (events/cache.py), or every

@@ -305,6 +305,11 @@ SOCIALACCOUNT_STORE_TOKENS = False
 DEFAULT_CURRENCY = env.str("DEFAULT_CURRENCY", default="EUR").upper()
 # How long a pending booking of a paid event holds its seat while the person pays.
 BOOKING_HOLD_MINUTES = env.int("BOOKING_HOLD_MINUTES", default=30)
+# A lapsed hold is marked `expired` (and `booking.expired` sent) by a sweep at the end of the
+# period of this many seconds it lapsed in; its seat is free the moment it lapses regardless.
+HOLD_SWEEP_SECONDS = env.int("HOLD_SWEEP_SECONDS", default=60)
+if HOLD_SWEEP_SECONDS < 1:
+    raise ImproperlyConfigured("HOLD_SWEEP_SECONDS must be at least 1.")
 
 # Paid bookings: owners may cancel with a full refund until this many hours before the start.
 CANCELLATION_CUTOFF_HOURS = env.int("CANCELLATION_CUTOFF_HOURS", default=24)

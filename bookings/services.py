@@ -16,7 +16,10 @@ then waits for it: a deadlock, which PostgreSQL breaks by rolling one back (`Dea
 """
 
 import logging
-from datetime import datetime, timedelta
+import math
+import time
+from datetime import UTC, datetime, timedelta
+from functools import partial
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -266,9 +269,17 @@ def expire_hold(*, booking_id: int, now: datetime | None = None) -> bool:
 
 
 def expire_stale_holds(*, now: datetime | None = None, limit: int = 1000) -> int:
-    """Mark lapsed holds `expired` (bookkeeping: they already stopped counting as seats)."""
+    """Mark up to `limit` lapsed holds `expired`, oldest first; how many it marked.
+
+    Bookkeeping: they already stopped counting as seats. One transaction per hold, so a
+    sweep never holds an event's lock for long.
+    """
     now = now or timezone.now()
-    stale = Booking.objects.stale_holds(now).values_list("pk", flat=True)[:limit]
+    stale = (
+        Booking.objects.stale_holds(now)
+        .order_by("hold_expires_at", "pk")
+        .values_list("pk", flat=True)[:limit]
+    )
     return sum(expire_hold(booking_id=pk, now=now) for pk in list(stale))
 
 
@@ -511,8 +522,32 @@ def _check_bookable(event: Event, user_id: int, now: datetime) -> None:
 
 
 def _schedule_expiry(booking: Booking) -> None:
-    # Bookkeeping only: a lapsed hold already stops counting as a seat when it lapses.
-    tasks.expire_hold.using(run_after=booking.hold_expires_at).enqueue(booking.pk)
+    """Make sure a sweep (`tasks.expire_lapsed_holds`) runs soon after this hold lapses.
+
+    Bookkeeping only: a lapsed hold stops counting as a seat the moment it lapses; the sweep
+    marks it `expired` (and so announces `booking.expired`) at the end of the
+    `HOLD_SWEEP_SECONDS` period it lapses in. A sweep expires every hold lapsed by then, so
+    the holds lapsing in one period share one: each process enqueues one sweep per period, in
+    the transaction of its first hold for that period, instead of a task row per hold (the
+    hottest write there is). The process remembers the period only once that transaction
+    committed; a rolled-back booking leaves the next hold to enqueue it.
+    """
+    period = settings.HOLD_SWEEP_SECONDS
+    due = math.ceil(booking.hold_expires_at.timestamp() / period) * period
+    if due in _sweeps_enqueued:
+        return
+    tasks.expire_lapsed_holds.using(run_after=datetime.fromtimestamp(due, UTC)).enqueue()
+    transaction.on_commit(partial(_remember_sweep, due))
+
+
+# End times (epoch seconds) of the sweep periods this process has a committed sweep for.
+_sweeps_enqueued: set[int] = set()
+
+
+def _remember_sweep(due: int) -> None:
+    now = time.time()
+    _sweeps_enqueued.difference_update([d for d in _sweeps_enqueued if d < now])
+    _sweeps_enqueued.add(due)
 
 
 def _open_refund(booking: Booking, *, reason: str, now: datetime) -> Refund:

@@ -6,10 +6,28 @@ when that change committed. Each one is safe to run twice.
 
 from django_tasks import task
 
+# Holds lapsed by a sweep's run, marked per run; a full batch enqueues the next sweep at once.
+SWEEP_BATCH = 500
+
+
+@task()
+def expire_lapsed_holds() -> int:
+    """Mark the holds lapsed by now `expired` (enqueued for after they lapse); how many."""
+    from bookings import services
+
+    expired = services.expire_stale_holds(limit=SWEEP_BATCH)
+    if expired >= SWEEP_BATCH:
+        expire_lapsed_holds.enqueue()  # more may be waiting
+    return expired
+
 
 @task()
 def expire_hold(booking_id: int) -> bool:
-    """Mark a lapsed unpaid hold `expired` (enqueued to run at its hold expiry)."""
+    """Mark one lapsed unpaid hold `expired`.
+
+    No longer enqueued (holds share sweeps, `expire_lapsed_holds`); kept so that tasks
+    enqueued before that change still run.
+    """
     from bookings import services
 
     return services.expire_hold(booking_id=booking_id)

@@ -55,6 +55,13 @@ def test_production_refuses_short_jwt_secret():
     assert "JWT_SECRET_KEY" in result.stderr
 
 
+def test_settings_refuse_a_hold_sweep_period_under_a_second():
+    result = manage("check", env=PRODUCTION_ENV | {"HOLD_SWEEP_SECONDS": "0"})
+
+    assert result.returncode != 0
+    assert "HOLD_SWEEP_SECONDS must be at least 1" in result.stderr
+
+
 def test_production_refuses_a_catalogue_cache_that_processes_do_not_share():
     result = manage("check", env=PRODUCTION_ENV | {"CATALOGUE_CACHE_SECONDS": "60"})
 

@@ -333,21 +333,6 @@ def test_payment_status_values(user, paid_event, free_event):
     )
 
 
-def test_the_worker_expires_a_hold_when_it_lapses(user, paid_event):
-    from conftest import run_tasks
-
-    booking = services.book_event(user=user, event_id=paid_event.pk)
-    run_tasks()
-    booking.refresh_from_db()
-    assert booking.status == BookingStatus.PENDING  # not due yet
-
-    with time_machine.travel(booking.hold_expires_at + timedelta(seconds=1)):
-        run_tasks()
-
-    booking.refresh_from_db()
-    assert booking.status == BookingStatus.EXPIRED
-
-
 def test_every_change_is_announced_once_with_its_name(user, paid_event):
     from bookings.signals import booking_changed
 

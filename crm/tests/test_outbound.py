@@ -12,6 +12,7 @@ from decimal import Decimal
 
 import pytest
 import time_machine
+from django.conf import settings
 from django.utils import timezone
 from pytest_httpserver import HTTPServer
 from werkzeug import Response
@@ -140,8 +141,9 @@ def test_every_booking_change_is_one_delivery_in_sequence(crm_server, paid_event
     booking_services.cancel_booking(booking=booking, by=person)
     booking_services.mark_refunded(booking_id=booking.pk, reason="refunded by hand")
     other = booking_services.book_event(user=UserFactory(), event_id=paid_event.pk)
-    with time_machine.travel(other.hold_expires_at + timedelta(seconds=1)):
-        run_tasks()  # the hold-expiry task, and every delivery
+    swept = other.hold_expires_at + timedelta(seconds=settings.HOLD_SWEEP_SECONDS)
+    with time_machine.travel(swept):
+        run_tasks()  # the hold sweep, and every delivery
 
     sent = {(p["booking_id"], p["sequence"]): p for p in received_json(crm_server)}
     assert [
