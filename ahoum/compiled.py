@@ -31,6 +31,7 @@ class _Insert(NamedTuple):
 
     sql: str  # one placeholder per field
     fields: list  # in placeholder order
+    auto_pk: bool  # the database numbers the row (else the primary key is among `fields`)
     returns_pk: bool  # RETURNING the new primary key (else the backend's last insert id)
 
 
@@ -103,8 +104,9 @@ def insert(instance: M) -> M:
     Like `bulk_create`, it calls neither `save()` nor the save signals: only for models
     written by one service that relies on neither. Values go through each field's
     `pre_save(add=True)` (`auto_now`) and `get_db_prep_save()` as `save()` does; an
-    expression as a value is refused. The primary key must be an auto field; it is set on
-    the instance, which is then saved (`_state.adding` false). Database errors are Django's
+    expression as a value is refused. An auto primary key is set on the instance; any other
+    primary key is written from it (a UUID's default is set when the instance is made).
+    The instance is then saved (`_state.adding` false). Database errors are Django's
     (`IntegrityError` for a violated constraint), as from `save()`.
     """
     model = type(instance)
@@ -121,10 +123,10 @@ def insert(instance: M) -> M:
     with connection.cursor() as cursor:
         cursor.execute(compiled.sql, values)
         if compiled.returns_pk:
-            pk = cursor.fetchone()[0]
-        else:
+            setattr(instance, meta.pk.attname, cursor.fetchone()[0])
+        elif compiled.auto_pk:
             pk = connection.ops.last_insert_id(cursor, meta.db_table, meta.pk.column)
-    setattr(instance, meta.pk.attname, pk)
+            setattr(instance, meta.pk.attname, pk)
     instance._state.adding = False
     instance._state.db = alias
     return instance
@@ -134,8 +136,9 @@ def insert(instance: M) -> M:
 def _insert(model: type[Model], alias: str) -> _Insert:
     """Compiled on first use per model and database, then reused."""
     meta = model._meta
-    if meta.auto_field is None or meta.pk is not meta.auto_field:
-        raise ValueError(f"{model.__name__}: a compiled insert needs an auto primary key")
+    auto_pk = meta.auto_field is not None
+    if auto_pk and meta.pk is not meta.auto_field:
+        raise ValueError(f"{model.__name__}: an auto field that is not the primary key")
     fields = [
         field
         for field in meta.local_concrete_fields
@@ -143,7 +146,7 @@ def _insert(model: type[Model], alias: str) -> _Insert:
     ]
     if any(hasattr(field, "get_placeholder") for field in fields):
         raise ValueError(f"{model.__name__}: a field writes its own SQL placeholder")
-    returns_pk = connections[alias].features.can_return_columns_from_insert
+    returns_pk = auto_pk and connections[alias].features.can_return_columns_from_insert
     query = InsertQuery(model)
     query.insert_values(fields, [model()])  # only the SQL is kept, not these values
     compiler = query.get_compiler(alias)
@@ -151,4 +154,4 @@ def _insert(model: type[Model], alias: str) -> _Insert:
     ((sql, params),) = compiler.as_sql()
     if len(params) != len(fields):
         raise ValueError(f"{model.__name__}: an insert placeholder is not one field's value")
-    return _Insert(sql, fields, returns_pk)
+    return _Insert(sql, fields, auto_pk, returns_pk)

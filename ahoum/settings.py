@@ -322,7 +322,7 @@ REFUND_MAX_ATTEMPTS = env.int("REFUND_MAX_ATTEMPTS", default=8)
 # --- Background tasks (Django's Tasks API via django-tasks, stored in the database) ---------
 # A task enqueued inside a service's transaction is committed or rolled back with it.
 # Run workers with `python manage.py db_worker`.
-TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+TASKS = {"default": {"BACKEND": "ahoum.task_backend.DatabaseBackend"}}
 
 # --- Stripe (dj-stripe) ---------------------------------------------------------------------
 STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")

@@ -22,6 +22,7 @@ from django.conf import settings
 from django.db import IntegrityError
 from django.utils import timezone
 
+from ahoum import compiled
 from ahoum.db import service_transaction
 from ahoum.retry import backoff_seconds
 from bookings import services as booking_services
@@ -139,12 +140,16 @@ def redeliver(*, delivery_id: int) -> bool:
 
 def _queue_delivery(**fields: Any) -> Delivery:
     now = timezone.now()
-    delivery = Delivery.objects.create(
-        webhook_id=signing.new_webhook_id(),
-        next_attempt_at=now,
-        retry_until=now + _retry_window(),
-        created_at=now,
-        **fields,
+    # Inside every booking change's transaction: an INSERT compiled once (no save signals;
+    # none are used), as the booking's own rows.
+    delivery = compiled.insert(
+        Delivery(
+            webhook_id=signing.new_webhook_id(),
+            next_attempt_at=now,
+            retry_until=now + _retry_window(),
+            created_at=now,
+            **fields,
+        )
     )
     tasks.send_delivery.enqueue(delivery.pk, 0)
     return delivery

@@ -14,6 +14,7 @@ from accounts.models import User
 from accounts.tests.factories import UserFactory
 from ahoum.compiled import insert, read_by_pk, update_by_pk
 from bookings.models import Booking, BookingAudit
+from crm.models import Delivery
 from events.models import Event
 from events.tests.factories import EventFactory
 
@@ -130,9 +131,10 @@ def test_update_by_pk_changes_the_row_and_returns_it_as_the_orm_reads_it():
     assert update_by_pk(Event, "seats_claimed = seats_claimed + 1", event.pk + 1000) is None
 
 
-@pytest.mark.parametrize("model", [Booking, BookingAudit])
+@pytest.mark.parametrize("model", [Booking, BookingAudit, Delivery])
 def test_no_save_signal_listens_to_the_models_inserted_without_save(model):
-    """`bookings.services` inserts these with `insert()`, which sends no save signals.
+    """`bookings.services` and `crm.services` insert these with `insert()`, which sends no
+    save signals.
 
     A receiver added for them would silently never run: listen to `booking_changed` instead,
     or save them with `save()`.
