@@ -151,6 +151,12 @@ def parse_args() -> argparse.Namespace:
         "default: the production default",
     )
     parser.add_argument(
+        "--crm",
+        action="store_true",
+        help="with a CRM configured: every booking change also queues its CRM delivery (to "
+        "an unused loopback port; no worker runs, so nothing is sent)",
+    )
+    parser.add_argument(
         "--fresh-migrate",
         action="store_true",
         help="run every migration even if a migrated template for these files exists",
@@ -193,6 +199,8 @@ def run(command: list[str], env: dict[str, str]) -> None:
     subprocess.run(command, cwd=REPO, env=env, check=True)
 
 
+CRM_URL = "http://127.0.0.1:9/crm/webhook"
+
 SERVER_KEYS = [
     "READ_DOT_ENV",
     "DEBUG",
@@ -203,6 +211,7 @@ SERVER_KEYS = [
     "DATABASE_URL",
     "STRIPE_SECRET_KEY",
     "CRM_WEBHOOK_URL",
+    "CRM_WEBHOOK_SECRET",
     "REDIS_URL",
     "CATALOGUE_CACHE_SECONDS",
     "ACCESS_TOKEN_MINUTES",
@@ -228,6 +237,9 @@ def server_environment(database_url: str, args: argparse.Namespace) -> dict[str,
         ACCESS_TOKEN_MINUTES="240",
         PYTHONUNBUFFERED="1",
     )
+    if args.crm:
+        # Port 9 (discard) on loopback: nothing listens, and nothing would send anyway.
+        env.update(CRM_WEBHOOK_URL=CRM_URL, CRM_WEBHOOK_SECRET=secrets.token_urlsafe(32))
     env.pop("CATALOGUE_CACHE_SECONDS", None)
     if args.catalogue_cache_seconds is not None:
         env["CATALOGUE_CACHE_SECONDS"] = str(args.catalogue_cache_seconds)
@@ -758,7 +770,11 @@ def build_report(args: argparse.Namespace, meta: dict, server: dict, runs: list[
         },
         "server": server,
         "settings": "DEBUG=False, SECURE_SSL_REDIRECT=False, CONN_MAX_AGE default (60), "
-        "STRIPE_SECRET_KEY and CRM_WEBHOOK_URL empty, "
+        + (
+            f"STRIPE_SECRET_KEY empty, CRM_WEBHOOK_URL={CRM_URL} (deliveries queued, not sent), "
+            if args.crm
+            else "STRIPE_SECRET_KEY and CRM_WEBHOOK_URL empty, "
+        )
         + (f"REDIS_URL={args.redis_url}" if args.redis_url else "no REDIS_URL (local memory cache)")
         + ", CATALOGUE_CACHE_SECONDS="
         + (
