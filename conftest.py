@@ -39,6 +39,17 @@ def _empty_cache():
 
 
 @pytest.fixture(autouse=True)
+def _crm_dispatch_woken_at_once(monkeypatch):
+    """A django_db test never commits, so an after-commit wake-up of the CRM dispatcher
+    (crm/services.py) would never run: it runs at once instead, its task inside the test's
+    transaction. crm/tests/test_dispatch.py puts the real one back where that is tested."""
+    from crm import services
+
+    monkeypatch.setattr(services, "_wake_dispatcher_after_commit", services.wake_dispatcher)
+    monkeypatch.setattr(services, "_dispatch_due", 0.0)
+
+
+@pytest.fixture(autouse=True)
 def _no_hold_sweeps_remembered():
     """A process remembers the hold sweeps it enqueued (bookings.services._schedule_expiry);
     a test's rows are gone after it, so the next test starts remembering none."""

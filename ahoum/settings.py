@@ -368,6 +368,11 @@ elif CRM_WEBHOOK_SECRET in EXAMPLE_CRM_WEBHOOK_SECRETS:
     raise ImproperlyConfigured("CRM_WEBHOOK_SECRET is the example value; set a random one.")
 elif CRM_WEBHOOK_URL and not CRM_WEBHOOK_SECRET:
     raise ImproperlyConfigured("CRM_WEBHOOK_URL is set: set CRM_WEBHOOK_SECRET too.")
+# A new delivery's first attempt starts within this many seconds of its commit: each process
+# wakes the worker once per such period, not once per delivery.
+CRM_DISPATCH_SECONDS = env.float("CRM_DISPATCH_SECONDS", default=1)
+if CRM_DISPATCH_SECONDS < 0:
+    raise ImproperlyConfigured("CRM_DISPATCH_SECONDS must not be negative.")
 # Seconds to connect and, separately, to wait for the answer, per attempt.
 CRM_TIMEOUT_SECONDS = env.float("CRM_TIMEOUT_SECONDS", default=10)
 # Failed deliveries are retried with exponential backoff (from CRM_RETRY_BASE_SECONDS, doubling

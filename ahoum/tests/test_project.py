@@ -55,11 +55,18 @@ def test_production_refuses_short_jwt_secret():
     assert "JWT_SECRET_KEY" in result.stderr
 
 
-def test_settings_refuse_a_hold_sweep_period_under_a_second():
-    result = manage("check", env=PRODUCTION_ENV | {"HOLD_SWEEP_SECONDS": "0"})
+@pytest.mark.parametrize(
+    "name, value, message",
+    [
+        ("HOLD_SWEEP_SECONDS", "0", "HOLD_SWEEP_SECONDS must be at least 1"),
+        ("CRM_DISPATCH_SECONDS", "-1", "CRM_DISPATCH_SECONDS must not be negative"),
+    ],
+)
+def test_settings_refuse_periods_out_of_range(name, value, message):
+    result = manage("check", env=PRODUCTION_ENV | {name: value})
 
     assert result.returncode != 0
-    assert "HOLD_SWEEP_SECONDS must be at least 1" in result.stderr
+    assert message in result.stderr
 
 
 def test_production_refuses_a_catalogue_cache_that_processes_do_not_share():
