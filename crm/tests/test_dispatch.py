@@ -151,3 +151,18 @@ def test_a_dispatch_skips_deliveries_whose_first_attempt_is_taken_or_not_due(
 
     assert services.dispatch_first_attempts() == 0
     assert sent_booking_ids(crm_server) == []
+
+
+@pytest.mark.django_db
+def test_the_dispatch_command_attempts_every_waiting_delivery(crm_server, free_event, capsys):
+    from django.core.management import call_command
+
+    crm_server.expect_request("/crm").respond_with_data("ok")
+    for _ in range(3):
+        book(free_event)
+    DBTaskResult.objects.all().delete()  # as if every wake-up was lost
+
+    call_command("dispatch_deliveries")
+
+    assert "3 deliveries attempted" in capsys.readouterr().out
+    assert len(sent_booking_ids(crm_server)) == 3
