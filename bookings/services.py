@@ -537,7 +537,8 @@ def _schedule_expiry(booking: Booking) -> None:
     if due in _sweeps_enqueued:
         return
     tasks.expire_lapsed_holds.using(run_after=datetime.fromtimestamp(due, UTC)).enqueue()
-    transaction.on_commit(partial(_remember_sweep, due))
+    # robust: failing to remember costs one more sweep later, never an error for the booking.
+    transaction.on_commit(partial(_remember_sweep, due), robust=True)
 
 
 # End times (epoch seconds) of the sweep periods this process has a committed sweep for.
@@ -546,7 +547,8 @@ _sweeps_enqueued: set[int] = set()
 
 def _remember_sweep(due: int) -> None:
     now = time.time()
-    _sweeps_enqueued.difference_update([d for d in _sweeps_enqueued if d < now])
+    # A snapshot (one call under the GIL): threaded workers may add to the set meanwhile.
+    _sweeps_enqueued.difference_update([d for d in tuple(_sweeps_enqueued) if d < now])
     _sweeps_enqueued.add(due)
 
 
