@@ -201,6 +201,26 @@ def test_expire_holds_command(paid_event, capsys):
     assert Booking.objects.get().status == BookingStatus.EXPIRED
 
 
+def test_expire_holds_command_goes_on_batch_after_batch(capsys, monkeypatch):
+    from functools import partial
+
+    from django.core.management import call_command
+
+    from bookings.management.commands import expire_holds
+
+    event = EventFactory(price=Decimal("10.00"), capacity=5)
+    for _ in range(3):
+        services.book_event(user=UserFactory(), event_id=event.pk)
+    monkeypatch.setattr(
+        expire_holds, "expire_stale_holds", partial(services.expire_stale_holds, limit=2)
+    )
+    with time_machine.travel(timezone.now() + timedelta(hours=1)):
+        call_command("expire_holds")
+
+    assert "3 holds expired" in capsys.readouterr().out
+    assert set(Booking.objects.values_list("status", flat=True)) == {BookingStatus.EXPIRED}
+
+
 # --- reading ---------------------------------------------------------------------------------
 
 

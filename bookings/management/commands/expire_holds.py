@@ -7,5 +7,8 @@ class Command(BaseCommand):
     help = "Mark pending bookings whose hold lapsed as expired (their seats already count as free)."
 
     def handle(self, *args, **options):
-        count = expire_stale_holds()
+        # Batch after batch, as the sweeps do, until one expires nothing more.
+        count = 0
+        while expired := expire_stale_holds():
+            count += expired
         self.stdout.write(f"{count} holds expired.")
