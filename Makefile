@@ -23,7 +23,7 @@ run: venv
 	$(BIN)/python manage.py migrate --no-input
 	$(BIN)/python manage.py seed_demo
 	@echo "API:  http://$(HOST):$(PORT)/events   docs: http://$(HOST):$(PORT)/api/docs/   admin: http://$(HOST):$(PORT)/admin/"
-	@$(BIN)/python manage.py db_worker --interval 1 --no-startup-delay & worker=$$!; \
+	@$(BIN)/python manage.py run_worker --interval 1 & worker=$$!; \
 	trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)
 

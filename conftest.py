@@ -39,17 +39,6 @@ def _empty_cache():
 
 
 @pytest.fixture(autouse=True)
-def _crm_dispatch_woken_at_once(monkeypatch):
-    """A django_db test never commits, so an after-commit wake-up of the CRM dispatcher
-    (crm/services.py) would never run: it runs at once instead, its task inside the test's
-    transaction. crm/tests/test_dispatch.py puts the real one back where that is tested."""
-    from crm import services
-
-    monkeypatch.setattr(services, "_wake_dispatcher_after_commit", services.wake_dispatcher)
-    monkeypatch.setattr(services, "_dispatch_due", 0.0)
-
-
-@pytest.fixture(autouse=True)
 def _no_hold_sweeps_remembered():
     """A process remembers the hold sweeps it enqueued (bookings.services._schedule_expiry);
     a test's rows are gone after it, so the next test starts remembering none."""
@@ -156,3 +145,30 @@ def run_tasks() -> int:
     if failed:
         raise AssertionError("task failed:\n" + "\n".join(t.traceback for t in failed))
     return DBTaskResult.objects.exclude(status="READY").count() - done_before
+
+
+def run_tasks_until(moment, *, max_rounds: int = 500) -> int:
+    """Run the worker as time passes up to `moment`: each task once it falls due.
+
+    Travels (time_machine) to each scheduled task's `run_after` in turn, so retries with
+    backoff and lease take-overs run as they would in production. How many tasks ran.
+    """
+    from datetime import timedelta
+
+    import time_machine
+    from django_tasks_db.models import DBTaskResult, get_date_max
+
+    ran = run_tasks()
+    for _ in range(max_rounds):
+        upcoming = (
+            DBTaskResult.objects.filter(status="READY")
+            .exclude(run_after=get_date_max())
+            .order_by("run_after")
+            .values_list("run_after", flat=True)
+            .first()
+        )
+        if upcoming is None or upcoming > moment:
+            return ran
+        with time_machine.travel(upcoming + timedelta(seconds=1), tick=False):
+            ran += run_tasks()
+    raise AssertionError(f"tasks still due after {max_rounds} rounds")

@@ -45,7 +45,7 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "te
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "ahoum.apps.AhoumAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -69,6 +69,8 @@ INSTALLED_APPS = [
     "bookings",
     "facilitators",
     "crm",
+    # Last: the project's own commands (run_worker, sweep) and its admin site, over every app.
+    "ahoum",
 ]
 
 MIDDLEWARE = [
@@ -314,10 +316,12 @@ if HOLD_SWEEP_SECONDS < 1:
 # Paid bookings: owners may cancel with a full refund until this many hours before the start.
 CANCELLATION_CUTOFF_HOURS = env.int("CANCELLATION_CUTOFF_HOURS", default=24)
 
-# Refunds: a pending refund is retried by a task if its first try never happened, then with
-# exponential backoff after failures; after the last attempt staff see a payment issue.
-REFUND_SAFETY_NET_SECONDS = env.int("REFUND_SAFETY_NET_SECONDS", default=120)
+# Refunds are made by the worker, retried with exponential backoff (from
+# REFUND_RETRY_BASE_SECONDS, doubling up to REFUND_RETRY_MAX_DELAY_SECONDS, with jitter), at
+# most REFUND_MAX_ATTEMPTS tries in all; then staff see a payment issue.
 REFUND_MAX_ATTEMPTS = env.int("REFUND_MAX_ATTEMPTS", default=8)
+REFUND_RETRY_BASE_SECONDS = env.float("REFUND_RETRY_BASE_SECONDS", default=60)
+REFUND_RETRY_MAX_DELAY_SECONDS = env.float("REFUND_RETRY_MAX_DELAY_SECONDS", default=6 * 3600)
 
 # --- Background tasks (Django's Tasks API via django-tasks, stored in the database) ---------
 # A task enqueued inside a service's transaction is committed or rolled back with it.
@@ -326,6 +330,11 @@ TASKS = {"default": {"BACKEND": "ahoum.task_backend.DatabaseBackend"}}
 
 # --- Stripe (dj-stripe) ---------------------------------------------------------------------
 STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")
+# Seconds the Stripe client waits per request (given to the client at start-up); a refund's
+# lease is longer than its tries can take, so no call outlives it.
+STRIPE_TIMEOUT_SECONDS = env.float("STRIPE_TIMEOUT_SECONDS", default=30)
+if not 0 < STRIPE_TIMEOUT_SECONDS <= 600:
+    raise ImproperlyConfigured("STRIPE_TIMEOUT_SECONDS must be between 0 and 600.")
 if STRIPE_SECRET_KEY in {"your-stripe-secret"}:
     STRIPE_SECRET_KEY = ""  # the .env.example placeholder: payments stay off
 STRIPE_KEY_PATTERN = r"(sk|rk)_(test|live)_[A-Za-z0-9]{24,}"  # what dj-stripe accepts
@@ -368,11 +377,6 @@ elif CRM_WEBHOOK_SECRET in EXAMPLE_CRM_WEBHOOK_SECRETS:
     raise ImproperlyConfigured("CRM_WEBHOOK_SECRET is the example value; set a random one.")
 elif CRM_WEBHOOK_URL and not CRM_WEBHOOK_SECRET:
     raise ImproperlyConfigured("CRM_WEBHOOK_URL is set: set CRM_WEBHOOK_SECRET too.")
-# A new delivery's first attempt starts within this many seconds of its commit: each process
-# wakes the worker once per such period, not once per delivery.
-CRM_DISPATCH_SECONDS = env.float("CRM_DISPATCH_SECONDS", default=1)
-if CRM_DISPATCH_SECONDS < 0:
-    raise ImproperlyConfigured("CRM_DISPATCH_SECONDS must not be negative.")
 # Seconds to connect and, separately, to wait for the answer, per attempt.
 CRM_TIMEOUT_SECONDS = env.float("CRM_TIMEOUT_SECONDS", default=10)
 # Failed deliveries are retried with exponential backoff (from CRM_RETRY_BASE_SECONDS, doubling

@@ -40,6 +40,3 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
 
 # No CRM notifications unless a test turns them on (crm/tests/conftest.py).
 CRM_WEBHOOK_URL = ""
-# A new delivery's dispatch is due at once, so `run_tasks()` right after a change sends it
-# (crm/tests/test_dispatch.py sets a period where the period is what is tested).
-CRM_DISPATCH_SECONDS = 0

@@ -1,13 +1,14 @@
 from django.contrib import admin
 
-from bookings import payments, services
+from ahoum.attempts import AttemptStatus
+from bookings import refunds
 from bookings.models import (
     Booking,
     BookingAudit,
     BookingEmail,
+    Payment,
     PaymentIssue,
     Refund,
-    RefundStatus,
 )
 
 
@@ -64,9 +65,28 @@ class BookingAdmin(admin.ModelAdmin):
         return False
 
 
+@admin.register(Payment)
+class PaymentAdmin(admin.ModelAdmin):
+    """Every paid Checkout Session; a second payment of one booking is refunded in full."""
+
+    list_display = ["created_at", "booking", "amount", "currency", "settles_booking", "paid_at"]
+    list_filter = ["settles_booking"]
+    search_fields = ["checkout_session_id", "payment_intent_id", "booking__user__email"]
+    list_select_related = ["booking"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [field.name for field in Payment._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
 @admin.register(Refund)
 class RefundAdmin(admin.ModelAdmin):
-    """Money owed back. Failed refunds retry on their own; `gave_up` ones need a person."""
+    """Money owed back. The worker retries failures on its own; `gave_up` ones need a person."""
 
     list_display = [
         "booking",
@@ -75,6 +95,7 @@ class RefundAdmin(admin.ModelAdmin):
         "status",
         "attempts",
         "next_attempt_at",
+        "last_error",
         "updated_at",
     ]
     list_filter = ["status"]
@@ -91,14 +112,14 @@ class RefundAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
 
-    @admin.action(description="Retry the selected refunds now")
+    @admin.action(description="Retry the selected refunds now (by the worker)")
     def retry_now(self, request, queryset):
-        retried = 0
-        for refund in queryset.exclude(status=RefundStatus.SUCCEEDED):
-            refund = services.reopen_refund(refund_id=refund.pk)
-            result = payments.attempt_refund(refund_id=refund.pk, after_attempts=refund.attempts)
-            retried += result.status == RefundStatus.SUCCEEDED
-        self.message_user(request, f"{retried} of {queryset.count()} refunds succeeded.")
+        queued = 0
+        for refund in queryset.filter(status__in=[AttemptStatus.GAVE_UP, AttemptStatus.PENDING]):
+            queued += refunds.retry(refund_id=refund.pk) is not None
+        self.message_user(
+            request, f"{queued} refunds queued; the worker makes them in the next seconds."
+        )
 
 
 @admin.register(PaymentIssue)
@@ -118,7 +139,9 @@ class PaymentIssueAdmin(admin.ModelAdmin):
 class BookingEmailAdmin(admin.ModelAdmin):
     """What each attendee and facilitator was told, and whether the mail server took it."""
 
-    list_display = ["created_at", "booking", "kind", "to_email", "status", "attempts", "sent_at"]
+    list_display = [
+        "created_at", "booking", "kind", "to_email", "status", "attempts", "succeeded_at"
+    ]  # fmt: skip
     list_filter = ["status", "kind", "recipient_kind"]
     search_fields = ["to_email", "booking__event__title"]
     list_select_related = ["booking"]

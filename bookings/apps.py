@@ -12,6 +12,12 @@ class BookingsConfig(AppConfig):
         import bookings.notifications  # noqa: F401  (connects booking_changed to the emails)
         from bookings import receivers  # noqa: F401  (connects the dj-stripe signals)
 
+        # Every Stripe call (Checkout, refunds, dj-stripe's syncs) waits at most this long per
+        # try, instead of the library's 80 s: shorter than a request's timeout and a refund's
+        # lease (bookings/refunds.py).
+        stripe.default_http_client = stripe.new_default_http_client(
+            timeout=settings.STRIPE_TIMEOUT_SECONDS
+        )
         if settings.STRIPE_API_BASE:
             # A local fake (tests, end-to-end runs); dj-stripe's STRIPE_API_HOST would be
             # applied only once at import and warns when DEBUG is off.

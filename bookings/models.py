@@ -6,6 +6,8 @@ from django.db.models import Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from ahoum.attempts import Attempted
+
 
 class BookingStatus(models.TextChoices):
     PENDING = "pending", "Pending payment"
@@ -39,7 +41,7 @@ class BookingQuerySet(models.QuerySet):
         return self.filter(status=BookingStatus.PENDING, hold_expires_at__lte=now or timezone.now())
 
     def for_listing(self) -> "BookingQuerySet":
-        return self.select_related("event")
+        return self.select_related("event").prefetch_related("refunds")
 
     def registration_summary(self) -> dict:
         """Counts by status and the money kept (paid and confirmed), in one query."""
@@ -155,43 +157,72 @@ class BookingAudit(models.Model):
         return f"{self.from_status or '∅'} → {self.to_status}"
 
 
-class RefundStatus(models.TextChoices):
-    PENDING = "pending", "Pending"
-    SUCCEEDED = "succeeded", "Succeeded"
-    FAILED = "failed", "Failed (retrying)"
-    GAVE_UP = "gave_up", "Failed (staff must act)"
+class Payment(models.Model):
+    """Money received through Stripe Checkout for a booking: one row per paid session.
 
+    The first payment of an unpaid booking settles it (`settles_booking`); any other (a second
+    session paid after a late webhook, or a session paid after staff or the CRM marked the
+    booking paid) is refunded in full and flagged for staff. The unique session id makes
+    Stripe's repeated or overlapping events (completed, async_payment_succeeded) count once.
+    """
 
-class Refund(models.Model):
-    """The money going back for one paid booking; retried until Stripe confirms it."""
-
-    booking = models.OneToOneField(Booking, on_delete=models.PROTECT, related_name="refund")
+    booking = models.ForeignKey(Booking, on_delete=models.PROTECT, related_name="payments")
+    checkout_session_id = models.CharField(max_length=255, unique=True)
+    payment_intent_id = models.CharField(max_length=255, blank=True, db_index=True)
     amount = models.DecimalField(max_digits=10, decimal_places=2)
     currency = models.CharField(max_length=3)
-    status = models.CharField(
-        max_length=20, choices=RefundStatus.choices, default=RefundStatus.PENDING
+    paid_at = models.DateTimeField(help_text="When Stripe completed the payment.")
+    settles_booking = models.BooleanField(
+        help_text="False for a payment the booking did not need: it is refunded in full."
     )
-    reason = models.CharField(max_length=255)
-    stripe_refund_id = models.CharField(max_length=255, blank=True)
-    attempts = models.PositiveIntegerField(default=0)
-    last_error = models.TextField(blank=True)
-    next_attempt_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
-    updated_at = models.DateTimeField(auto_now=True)
-    succeeded_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        ordering = ["-created_at"]
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Payment {self.checkout_session_id} for booking #{self.booking_id}"
+
+
+class Refund(Attempted):
+    """Money going back for one payment of a booking; attempted until Stripe confirms it.
+
+    `payment` is empty when the booking was paid outside Stripe (staff, the CRM): there is
+    nothing to refund automatically and the refund gives up to staff at once.
+    """
+
+    booking = models.ForeignKey(Booking, on_delete=models.PROTECT, related_name="refunds")
+    payment = models.ForeignKey(
+        Payment, on_delete=models.PROTECT, null=True, blank=True, related_name="refunds"
+    )
+    amount = models.DecimalField(max_digits=10, decimal_places=2)
+    currency = models.CharField(max_length=3)
+    reason = models.CharField(max_length=255)
+    stripe_refund_id = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["status", "next_attempt_at"], name="refund_due_idx")]
 
     def __str__(self) -> str:
         return f"Refund of booking #{self.booking_id} ({self.status})"
 
+    @property
+    def idempotency_key(self) -> str:
+        # The same key until an attempt ends with a known failure: a repeat of an attempt whose
+        # outcome is unknown gets Stripe's stored answer, never a second refund.
+        # https://docs.stripe.com/api/idempotent_requests
+        return f"ahoum-refund-{self.pk}-{self.failures + 1}"
+
 
 class PaymentIssueKind(models.TextChoices):
     AMOUNT_MISMATCH = "amount_mismatch", "Paid amount differs from the booking"
     UNKNOWN_BOOKING = "unknown_booking", "Payment for an unknown booking"
-    REFUND_FAILING = "refund_failing", "Refund keeps failing"
+    REFUND_FAILING = "refund_failing", "Refund failed: refund by hand"
+    DUPLICATE_PAYMENT = "duplicate_payment", "Paid twice: the extra payment is refunded"
+    OVERBOOKED = "overbooked", "Paid in time but confirmed over capacity"
 
 
 class PaymentIssue(models.Model):
@@ -227,16 +258,7 @@ class EmailKind(models.TextChoices):
     NEW_REGISTRATION = "new_registration", "New confirmed registration (to the facilitator)"
 
 
-class EmailStatus(models.TextChoices):
-    PENDING = "pending", "Pending"
-    SENDING = "sending", "Sending (claimed by a worker)"
-    SENT = "sent", "Sent"
-    FAILED = "failed", "Failed (retrying)"
-    GAVE_UP = "gave_up", "Failed (retries exhausted)"
-    UNCONFIRMED = "unconfirmed", "Unconfirmed (the worker stopped while sending; not resent)"
-
-
-class BookingEmail(models.Model):
+class BookingEmail(Attempted):
     """One email owed for one booking transition to one recipient; sent at most once.
 
     Written inside the transaction of the change it tells about (bookings/notifications.py),
@@ -252,19 +274,6 @@ class BookingEmail(models.Model):
     recipient_kind = models.CharField(max_length=20, choices=EmailRecipient.choices)
     kind = models.CharField(max_length=30, choices=EmailKind.choices)
     to_email = models.EmailField(max_length=254)
-
-    status = models.CharField(
-        max_length=20, choices=EmailStatus.choices, default=EmailStatus.PENDING
-    )
-    attempts = models.PositiveIntegerField(default=0)
-    last_error = models.TextField(blank=True)
-    last_attempt_at = models.DateTimeField(null=True, blank=True)
-    next_attempt_at = models.DateTimeField(
-        null=True,
-        blank=True,
-        help_text="When the next attempt may start; while one runs, when it counts as lost.",
-    )
-    sent_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -274,10 +283,6 @@ class BookingEmail(models.Model):
             models.UniqueConstraint(
                 fields=["booking", "audit_version", "recipient_kind"],
                 name="booking_email_once_per_transition",
-            ),
-            models.CheckConstraint(
-                condition=~Q(status="sent") | Q(sent_at__isnull=False),
-                name="booking_email_sent_has_time",
             ),
         ]
         indexes = [models.Index(fields=["status", "next_attempt_at"], name="booking_email_due_idx")]

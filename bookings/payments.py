@@ -7,35 +7,24 @@ verifies the signature and stores the event), whose receiver enqueues `apply_str
 
 import logging
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 
 import stripe
 from django.conf import settings
 from django.utils import timezone
 from djstripe.models import Event as StripeEvent
 
-from ahoum.retry import backoff_seconds
-from bookings import services
+from bookings import services, tasks
 from bookings.exceptions import (
     NotPayable,
     PaymentProviderError,
     PaymentProviderUnavailable,
     PaymentsNotConfigured,
 )
-from bookings.models import (
-    Booking,
-    PaymentIssueKind,
-    PaymentStatus,
-    Refund,
-    RefundStatus,
-)
+from bookings.models import Booking, Payment, PaymentIssueKind, PaymentStatus
+from bookings.money import minor_units
 
 logger = logging.getLogger(__name__)
 
-# https://docs.stripe.com/currencies#zero-decimal and #three-decimal
-ZERO_DECIMAL = {"BIF", "CLP", "DJF", "GNF", "JPY", "KMF", "KRW", "MGA", "PYG", "RWF", "UGX", "VND",
-                "VUV", "XAF", "XOF", "XPF"}  # fmt: skip
-THREE_DECIMAL = {"BHD", "JOD", "KWD", "OMR", "TND"}
 # https://docs.stripe.com/api/checkout/sessions/create#create_checkout_session-expires_at
 SESSION_MIN_LIFETIME = timedelta(minutes=31)  # Stripe's floor is 30 minutes after creation
 SESSION_MAX_LIFETIME = timedelta(hours=23, minutes=58)
@@ -43,14 +32,6 @@ SESSION_MAX_LIFETIME = timedelta(hours=23, minutes=58)
 
 def configured() -> bool:
     return bool(settings.STRIPE_SECRET_KEY)
-
-
-def minor_units(amount: Decimal, currency: str) -> int:
-    """Stripe amounts are integers in the currency's smallest unit (cents, or yen)."""
-    exponent = (
-        0 if currency.upper() in ZERO_DECIMAL else 3 if currency.upper() in THREE_DECIMAL else 2
-    )
-    return int((amount * (10**exponent)).to_integral_value())
 
 
 # --- Checkout -------------------------------------------------------------------------------
@@ -168,10 +149,11 @@ def apply_stripe_event(*, event_id: str) -> None:
     if handler is None:
         return
     logger.info("stripe event %s (%s)", event.id, event.type)
-    handler(event.data["object"])
+    # When Stripe says it happened, not when the worker got to it (it may have been behind).
+    handler(event.data["object"], occurred_at=event.created or timezone.now())
 
 
-def _session_paid(session: dict) -> None:
+def _session_paid(session: dict, occurred_at: datetime) -> None:
     if session.get("payment_status") != "paid":
         return  # an async payment method: wait for async_payment_succeeded/failed
     booking = _booking_for_session(session)
@@ -191,16 +173,15 @@ def _session_paid(session: dict) -> None:
             stripe_object_id=session["id"],
         )
         return
-    booking = services.mark_paid(
+    services.record_checkout_payment(
         booking_id=booking.pk,
-        reason=f"paid through Stripe Checkout {session['id']}",
+        session_id=session["id"],
         payment_intent_id=session.get("payment_intent") or "",
+        paid_at=occurred_at,
     )
-    if services.needs_refund(booking):
-        attempt_refund(refund_id=booking.refund.pk, after_attempts=booking.refund.attempts)
 
 
-def _session_failed(session: dict) -> None:
+def _session_failed(session: dict, occurred_at: datetime) -> None:
     booking = _booking_for_session(session)
     # Only the booking's current session ends its hold: a renewed hold has a newer session.
     if booking is None or booking.checkout_session_id != session["id"]:
@@ -208,13 +189,20 @@ def _session_failed(session: dict) -> None:
     services.release_hold(booking_id=booking.pk, reason=f"Stripe checkout {session['id']} ended")
 
 
-def _charge_refunded(charge: dict) -> None:
-    booking = Booking.objects.filter(payment_intent_id=charge.get("payment_intent") or "-").first()
-    if booking is None:
+def _charge_refunded(charge: dict, occurred_at: datetime) -> None:
+    payment = (
+        Payment.objects.select_related("booking")
+        .filter(payment_intent_id=charge.get("payment_intent") or "-")
+        .first()
+    )
+    if payment is None:
         logger.warning(
             "charge.refunded for unknown payment intent %s", charge.get("payment_intent")
         )
         return
+    if not payment.settles_booking:
+        return  # a second payment of the booking, refunded by its own Refund row
+    booking = payment.booking
     if charge.get("amount_refunded", 0) < charge.get("amount", 0):
         services.flag_payment_issue(
             booking_id=booking.pk,
@@ -224,7 +212,8 @@ def _charge_refunded(charge: dict) -> None:
             stripe_object_id=charge.get("id", ""),
         )
         return
-    services.mark_refunded(booking_id=booking.pk, reason="refunded in Stripe (charge.refunded)")
+    if booking.payment_status == PaymentStatus.PAID:
+        services.mark_refunded(booking_id=booking.pk, reason="refunded in Stripe (charge.refunded)")
 
 
 def _booking_for_session(session: dict) -> Booking | None:
@@ -254,64 +243,34 @@ EVENT_HANDLERS = {
 }
 
 
-# --- Refunds --------------------------------------------------------------------------------
+# --- Sessions no longer payable -------------------------------------------------------------
 
 
-def cancel_with_refund(*, booking: Booking, by) -> Booking:
-    """The owner cancels; a paid booking is refunded in full (before the cutoff)."""
-    booking = services.cancel_booking(booking=booking, by=by)
-    refund = Refund.objects.filter(booking=booking).first()
-    if refund is not None and refund.status == RefundStatus.PENDING:
-        attempt_refund(refund_id=refund.pk, after_attempts=refund.attempts)
-        booking.refresh_from_db()
-    return booking
+def expire_checkout_session(*, session_id: str, attempt: int = 1) -> str:
+    """Expire an open Checkout Session so it can no longer be paid; what happened.
 
-
-def attempt_refund(*, refund_id: int, after_attempts: int = 0) -> Refund:
-    """Try to move a refund's money back through Stripe; on failure schedule the next try."""
-    refund = services.start_refund_attempt(refund_id=refund_id, after_attempts=after_attempts)
-    if refund is None:
-        return Refund.objects.get(pk=refund_id)  # done, given up, or tried by someone else
-    booking = refund.booking
-    if not booking.payment_intent_id or not configured():
-        # Paid outside Stripe (marked paid by staff or the CRM): a person must pay it back.
-        return services.record_refund_failure(
-            refund_id=refund.pk,
-            error="No Stripe payment to refund; refund this booking by hand.",
-            retry_at=None,
-        )
+    Best effort, by a task after the booking was paid another way, cancelled or expired:
+    Stripe expires the session by itself at its `expires_at` anyway, and a payment that
+    still arrives is refunded (`services.record_checkout_payment`). A failed call is tried
+    again a few times. https://docs.stripe.com/api/checkout/sessions/expire
+    """
+    if not configured():
+        return "payments not configured"
     try:
-        stripe_refund = stripe.Refund.create(
-            payment_intent=booking.payment_intent_id,
-            amount=minor_units(refund.amount, refund.currency),
-            reason="requested_by_customer",
-            metadata={"booking_id": booking.pk, "reason": refund.reason[:450]},
-            # Per booking and attempt: Stripe replays a stored answer (even an error) for a
-            # reused key, and a full refund can never be made twice (charge_already_refunded).
-            idempotency_key=f"ahoum-refund-{booking.pk}-{refund.attempts}",
-            api_key=settings.STRIPE_SECRET_KEY,
-        )
-    except stripe.StripeError as error:
-        if getattr(error, "code", None) == "charge_already_refunded":
-            services.mark_refunded(booking_id=booking.pk, reason="already refunded in Stripe")
-            return Refund.objects.get(pk=refund.pk)
-        logger.warning("refund %s attempt %s failed: %s", refund.pk, refund.attempts, error)
-        return services.record_refund_failure(
-            refund_id=refund.pk,
-            error=f"{type(error).__name__}: {getattr(error, 'user_message', None) or error}",
-            retry_at=_next_refund_attempt(refund.attempts),
-        )
-    logger.info("refund %s succeeded for booking %s", stripe_refund.id, booking.pk)
-    services.mark_refunded(
-        booking_id=booking.pk,
-        reason=f"refunded: {refund.reason}",
-        stripe_refund_id=stripe_refund.id,
-    )
-    return Refund.objects.get(pk=refund.pk)
+        stripe.checkout.Session.expire(session_id, api_key=settings.STRIPE_SECRET_KEY)
+    except stripe.InvalidRequestError as error:
+        # Only an open session can be expired: it was paid, or expired, already.
+        logger.info("checkout session %s not expired: %s", session_id, error.user_message)
+        return "not open"
+    except Exception as error:
+        logger.warning("expiring checkout session %s failed: %r", session_id, error)
+        if attempt >= EXPIRE_SESSION_ATTEMPTS:
+            return "failed"
+        retry_at = timezone.now() + timedelta(minutes=2**attempt)
+        tasks.expire_checkout_session.using(run_after=retry_at).enqueue(session_id, attempt + 1)
+        return "retrying"
+    logger.info("checkout session %s expired", session_id)
+    return "expired"
 
 
-def _next_refund_attempt(attempts: int) -> datetime | None:
-    if attempts >= settings.REFUND_MAX_ATTEMPTS:
-        return None
-    delay = backoff_seconds(attempts, base_seconds=60, max_seconds=6 * 3600)
-    return timezone.now() + timedelta(seconds=delay)
+EXPIRE_SESSION_ATTEMPTS = 5

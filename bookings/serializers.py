@@ -2,6 +2,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from ahoum.serializers import StrictIntegerField, iso_datetime, money
+from bookings import refunds
 from bookings.models import Booking
 from events.models import Event
 
@@ -37,6 +38,16 @@ class BookingSerializer(serializers.ModelSerializer):
     event = BookedEventSerializer(read_only=True)
     checkout_url = serializers.SerializerMethodField()
     checkout_session_id = serializers.SerializerMethodField()
+    refund_status = serializers.SerializerMethodField(
+        help_text="None; `pending` while the worker refunds; `succeeded`; or `failed` when it "
+        "gave up and staff refund it by hand."
+    )
+
+    @extend_schema_field(
+        serializers.ChoiceField(choices=["pending", "succeeded", "failed"], allow_null=True)
+    )
+    def get_refund_status(self, booking: Booking) -> str | None:
+        return refunds.status_of(list(booking.refunds.all()))
 
     @extend_schema_field(serializers.URLField(allow_null=True))
     def get_checkout_url(self, booking: Booking) -> str | None:
@@ -72,6 +83,7 @@ class BookingSerializer(serializers.ModelSerializer):
             "refunded_at": iso_datetime(booking.refunded_at),
             "checkout_url": booking.checkout_url if payable else None,
             "checkout_session_id": booking.checkout_session_id if payable else None,
+            "refund_status": self.get_refund_status(booking),
             "event": BOOKED_EVENT.to_representation(booking.event),
         }
 
@@ -95,6 +107,7 @@ class BookingSerializer(serializers.ModelSerializer):
             "refunded_at",
             "checkout_url",
             "checkout_session_id",
+            "refund_status",
             "event",
         ]
         read_only_fields = fields

@@ -26,10 +26,11 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from ahoum import compiled
+from ahoum import attempts, compiled
+from ahoum.attempts import AttemptStatus
 from ahoum.db import service_transaction
 from ahoum.errors import Deadlock
-from bookings import tasks
+from bookings import refunds, tasks
 from bookings.exceptions import (
     AlreadyBooked,
     CancellationCutoffPassed,
@@ -45,11 +46,11 @@ from bookings.models import (
     Booking,
     BookingAudit,
     BookingStatus,
+    Payment,
     PaymentIssue,
     PaymentIssueKind,
     PaymentStatus,
     Refund,
-    RefundStatus,
 )
 from bookings.signals import booking_changed
 from events import cache as catalogue_cache
@@ -203,11 +204,12 @@ def _seats_left(event_id: int, now: datetime) -> int | None:
 def cancel_booking(
     *, booking: Booking, by, reason: str = "cancelled by attendee", apply_cutoff: bool = True
 ) -> Booking:
-    """Cancel an active booking; its seat is free at once. A paid one gets a pending `Refund`.
+    """Cancel an active booking; its seat is free at once. A paid one owes a `Refund`.
 
     With `apply_cutoff`, a paid booking can only be cancelled more than
-    CANCELLATION_CUTOFF_HOURS before the event starts. The refund itself is a Stripe call made
-    after this transaction (`payments.attempt_refund`), with a retry task as a safety net.
+    CANCELLATION_CUTOFF_HOURS before the event starts. The refund is made by the worker
+    (`bookings.refunds`), never in this transaction or the request; an unpaid hold's open
+    Checkout Session is expired by a task, so it can no longer be paid.
     """
     now = timezone.now()
     with service_transaction():
@@ -222,36 +224,37 @@ def cancel_booking(
                     f"{settings.CANCELLATION_CUTOFF_HOURS} hours before the event starts; "
                     "that time has passed."
                 )
-            _transition(booking, status=BookingStatus.CANCELLED, actor=by, reason=reason, now=now)
-            _open_refund(booking, reason=reason, now=now)
-        else:
-            _transition(booking, status=BookingStatus.CANCELLED, actor=by, reason=reason, now=now)
+        _cancel(booking, actor=by, reason=reason, now=now)
     return booking
 
 
-def cancel_bookings_of_cancelled_event(*, event: Event, by, reason: str) -> list[Booking]:
-    """Settle every active booking of an event being cancelled; return those it cancelled.
+def settle_cancelled_event(*, event_id: int, by_id: int | None = None, limit: int = 200) -> int:
+    """Cancel up to `limit` active bookings of a cancelled event; how many it cancelled.
 
-    A building block, not an operation: it runs inside the caller's service transaction,
-    which holds the event's row lock (see `events.services.cancel_event`). Paid bookings get
-    a pending `Refund` (the money moves after commit); unpaid and free ones are cancelled.
+    One transaction under the event's lock per batch, so cancelling an event with thousands
+    of bookings never holds a lock for long; `tasks.settle_cancelled_event` runs batches until
+    none is left. Paid bookings owe a refund, made by the worker.
     """
     now = timezone.now()
-    if not transaction.get_connection().in_atomic_block:
-        raise RuntimeError("cancel_bookings_of_cancelled_event needs the caller's transaction")
-    cancelled = []
-    for booking in Booking.objects.select_for_update().filter(event=event).active():
-        _transition(
-            booking,
-            status=BookingStatus.CANCELLED,
-            actor=by,
-            reason=f"event cancelled: {reason}" if reason else "event cancelled",
-            now=now,
-            change="booking.event_cancelled",
+    with service_transaction():
+        event = Event.objects.select_for_update().get(pk=event_id)
+        if event.status != EventStatus.CANCELLED:
+            return 0
+        reason = event.cancellation_reason
+        batch = (
+            Booking.objects.select_for_update().filter(event=event).active().order_by("pk")[:limit]
         )
-        if booking.payment_status == PaymentStatus.PAID:
-            _open_refund(booking, reason="event cancelled", now=now)
-        cancelled.append(booking)
+        cancelled = 0
+        for booking in batch:
+            booking.event = event
+            _cancel(
+                booking,
+                actor_id=by_id,
+                reason=f"event cancelled: {reason}" if reason else "event cancelled",
+                now=now,
+                change="booking.event_cancelled",
+            )
+            cancelled += 1
     return cancelled
 
 
@@ -283,69 +286,102 @@ def expire_stale_holds(*, now: datetime | None = None, limit: int = 1000) -> int
     return sum(expire_hold(booking_id=pk, now=now) for pk in list(stale))
 
 
-def mark_paid(
-    *,
-    booking_id: int,
-    actor=None,
-    reason: str = "payment received",
-    payment_intent_id: str = "",
-) -> Booking:
-    """Record that the booking's amount was received, and confirm it if it has a seat.
+def mark_paid(*, booking_id: int, actor=None, reason: str = "payment received") -> Booking:
+    """Record that the booking's amount was received outside Stripe (staff, the CRM).
 
-    A payment can arrive after its hold lapsed (or the booking was cancelled meanwhile): the
-    booking is confirmed when a seat is still free, and otherwise stays unconfirmed but
-    `paid`, which tells the caller to refund it. Money is always recorded, never dropped.
-    Recording the same payment twice changes nothing.
+    Confirmed when it still has (or can retake) its seat; otherwise `paid` without a seat and
+    owed back. Its open Checkout Session is expired, so the person cannot pay twice; should a
+    payment still arrive there, it is refunded (`record_checkout_payment`). Recording the same
+    payment twice changes nothing.
     """
     now = timezone.now()
     with service_transaction():
         booking = _lock_with_event(booking_id, missing=Booking.DoesNotExist)
-        event = booking.event
         if booking.payment_status != PaymentStatus.UNPAID:
             return booking  # already paid, refunded or free: a replay
-        if payment_intent_id:
-            booking.payment_intent_id = payment_intent_id
-            booking.save(update_fields=["payment_intent_id"])
-
-        if booking.holds_seat(now):
-            _transition(
-                booking,
-                status=BookingStatus.CONFIRMED,
-                payment_status=PaymentStatus.PAID,
-                actor=actor,
-                reason=reason,
-                now=now,
-            )
-        elif _can_retake_seat(booking, event, now):
-            _transition(
-                booking,
-                status=BookingStatus.CONFIRMED,
-                payment_status=PaymentStatus.PAID,
-                actor=actor,
-                reason=f"{reason} after the hold lapsed; a seat was still free",
-                now=now,
-            )
-        else:
-            lapsed = BookingStatus.EXPIRED if booking.status == BookingStatus.PENDING else None
-            _transition(
-                booking,
-                status=lapsed,
-                payment_status=PaymentStatus.PAID,
-                actor=actor,
-                reason=f"{reason} after the hold lapsed; no seat left, to be refunded",
-                now=now,
-            )
-            # Never keep money without a seat.
-            _open_refund(booking, reason="paid after the seat was gone", now=now)
+        _settle(booking, payment=None, paid_at=now, actor=actor, reason=reason, now=now)
+        _expire_open_checkout(booking)
     return booking
 
 
-def mark_refunded(
-    *, booking_id: int, actor=None, reason: str = "refunded", stripe_refund_id: str = ""
-) -> Booking:
-    """Record that a paid booking's money went back; an active booking is cancelled.
+def record_checkout_payment(
+    *,
+    booking_id: int,
+    session_id: str,
+    payment_intent_id: str,
+    paid_at: datetime,
+) -> Payment:
+    """Record a paid Checkout Session of the booking, once; the `Payment`.
 
-    Idempotent: our own refund and Stripe's later `charge.refunded` both arrive here.
+    The first payment of an unpaid booking settles it, judged by `paid_at` (when Stripe says
+    it was paid, not when this runs): paid before the hold ended confirms the booking even if
+    the hold lapsed since. Any other payment (the booking was paid already, by another session
+    or outside Stripe) is refunded in full and flagged for staff.
+    """
+    now = timezone.now()
+    with service_transaction():
+        booking = _lock_with_event(booking_id, missing=Booking.DoesNotExist)
+        payment = Payment.objects.filter(checkout_session_id=session_id).first()
+        if payment is not None:
+            return payment  # Stripe's second event for the same session, or a replay
+        payment = Payment.objects.create(
+            booking=booking,
+            checkout_session_id=session_id,
+            payment_intent_id=payment_intent_id,
+            amount=booking.amount,
+            currency=booking.currency,
+            paid_at=paid_at,
+            settles_booking=booking.payment_status == PaymentStatus.UNPAID,
+            created_at=now,
+        )
+        if payment.settles_booking:
+            booking.payment_intent_id = payment_intent_id
+            _settle(
+                booking,
+                payment=payment,
+                paid_at=paid_at,
+                actor=None,
+                reason=f"paid through Stripe Checkout {session_id}",
+                now=now,
+                extra_fields={"payment_intent_id"},
+            )
+        else:
+            refunds.owe(booking=booking, payment=payment, reason="paid twice", now=now)
+            flag_payment_issue(
+                booking_id=booking.pk,
+                kind=PaymentIssueKind.DUPLICATE_PAYMENT,
+                detail=(
+                    f"Checkout Session {session_id} was paid while the booking was already "
+                    f"{booking.payment_status}; that payment is being refunded in full."
+                ),
+                stripe_object_id=session_id,
+            )
+    return payment
+
+
+def refund_succeeded(*, refund_id: int, stripe_refund_id: str) -> Refund:
+    """Record that Stripe moved a refund's money back; a booking's own money marks it refunded."""
+    booking_id = Refund.objects.values_list("booking_id", flat=True).get(pk=refund_id)
+    now = timezone.now()
+    with service_transaction():
+        booking = _lock_with_event(booking_id, missing=Booking.DoesNotExist)
+        refund = (
+            Refund.objects.select_for_update(of=("self",))
+            .select_related("payment")
+            .get(pk=refund_id)
+        )
+        attempts.succeed(refund, now=now, stripe_refund_id=stripe_refund_id)
+        settling = refund.payment is None or refund.payment.settles_booking
+        if settling and booking.payment_status == PaymentStatus.PAID:
+            _refunded(booking, actor=None, reason=f"refunded: {refund.reason}", now=now)
+    return refund
+
+
+def mark_refunded(*, booking_id: int, actor=None, reason: str = "refunded") -> Booking:
+    """Record that a paid booking's money went back (Stripe's `charge.refunded`, staff).
+
+    An active booking is cancelled, and refunds still owed for its money are settled: the
+    money is back. Idempotent: our own refund and Stripe's later `charge.refunded` both come.
     """
     now = timezone.now()
     with service_transaction():
@@ -356,22 +392,15 @@ def mark_refunded(
             raise NotPayable(
                 f"Only paid bookings can be refunded (this one is {booking.payment_status})."
             )
-        new_status = BookingStatus.CANCELLED if booking.status in ACTIVE_STATUSES else None
-        _transition(
-            booking,
-            status=new_status,
-            payment_status=PaymentStatus.REFUNDED,
-            actor=actor,
-            reason=reason,
-            now=now,
+        _refunded(booking, actor=actor, reason=reason, now=now)
+        owed = (
+            Refund.objects.select_for_update(of=("self",))
+            .filter(booking=booking)
+            .exclude(status=AttemptStatus.SUCCEEDED)
+            .exclude(payment__settles_booking=False)
         )
-        Refund.objects.filter(booking=booking).exclude(status=RefundStatus.SUCCEEDED).update(
-            status=RefundStatus.SUCCEEDED,
-            stripe_refund_id=stripe_refund_id,
-            succeeded_at=now,
-            next_attempt_at=None,
-            updated_at=now,
-        )
+        for refund in owed:
+            attempts.succeed(refund, now=now)
     return booking
 
 
@@ -441,71 +470,12 @@ def renew_hold(*, booking: Booking, by) -> Booking:
     return booking
 
 
-def record_refund_failure(*, refund_id: int, error: str, retry_at: datetime | None) -> Refund:
-    """Keep a failed refund attempt visible; schedule the next try or hand it to staff."""
-    with service_transaction():
-        refund = Refund.objects.select_for_update().get(pk=refund_id)
-        if refund.status == RefundStatus.SUCCEEDED:
-            return refund
-        refund.last_error = error[:2000]
-        refund.next_attempt_at = retry_at
-        refund.status = RefundStatus.FAILED if retry_at else RefundStatus.GAVE_UP
-        refund.save(update_fields=["last_error", "next_attempt_at", "status", "updated_at"])
-        if retry_at:
-            tasks.process_refund.using(run_after=retry_at).enqueue(refund.pk, refund.attempts)
-        else:
-            flag_payment_issue(
-                booking_id=refund.booking_id,
-                kind=PaymentIssueKind.REFUND_FAILING,
-                detail=f"Refund failed {refund.attempts} times; last error: {error}",
-            )
-    return refund
-
-
-def start_refund_attempt(*, refund_id: int, after_attempts: int) -> Refund | None:
-    """Claim the next attempt of a refund still owed, if `after_attempts` were made so far.
-
-    Each scheduled try names the attempt count it follows, so the request's own try, the
-    safety-net task and a retry never make the same attempt twice. None: nothing to do.
-    """
-    with service_transaction():
-        refund = (
-            Refund.objects.select_for_update(of=("self",))
-            .select_related("booking")
-            .get(pk=refund_id)
-        )
-        if refund.status not in (RefundStatus.PENDING, RefundStatus.FAILED):
-            return None
-        if refund.attempts != after_attempts or refund.booking.payment_status != PaymentStatus.PAID:
-            return None
-        refund.attempts += 1
-        refund.save(update_fields=["attempts", "updated_at"])
-    return refund
-
-
-def reopen_refund(*, refund_id: int) -> Refund:
-    """Let staff try a given-up refund again (after fixing its cause)."""
-    with service_transaction():
-        refund = Refund.objects.select_for_update().get(pk=refund_id)
-        if refund.status == RefundStatus.GAVE_UP:
-            refund.status = RefundStatus.FAILED
-            refund.save(update_fields=["status", "updated_at"])
-    return refund
-
-
 def flag_payment_issue(
     *, booking_id: int | None, kind: str, detail: str, stripe_object_id: str = ""
 ) -> PaymentIssue:
     """Record something about a payment that staff must review (never auto-resolved)."""
     return PaymentIssue.objects.create(
         booking_id=booking_id, kind=kind, detail=detail, stripe_object_id=stripe_object_id
-    )
-
-
-def needs_refund(booking: Booking) -> bool:
-    """Paid but without a seat: money that must go back."""
-    return (
-        booking.payment_status == PaymentStatus.PAID and booking.status != BookingStatus.CONFIRMED
     )
 
 
@@ -552,22 +522,109 @@ def _remember_sweep(due: int) -> None:
     _sweeps_enqueued.add(due)
 
 
-def _open_refund(booking: Booking, *, reason: str, now: datetime) -> Refund:
-    """Owe the booking's money back: a `Refund` row, and a task that makes it happen."""
-    refund, created = Refund.objects.get_or_create(
-        booking=booking,
-        defaults={
-            "amount": booking.amount,
-            "currency": booking.currency,
-            "reason": reason[:255],
-            "created_at": now,
-        },
+def _cancel(booking: Booking, *, reason: str, now: datetime, change: str = "", actor=None,
+            actor_id: int | None = None) -> None:  # fmt: skip
+    """Cancel a locked active booking: its money is owed back, its open session expired."""
+    paid = booking.payment_status == PaymentStatus.PAID
+    _transition(
+        booking,
+        status=BookingStatus.CANCELLED,
+        actor=actor,
+        actor_id=actor_id,
+        reason=reason,
+        now=now,
+        change=change,
     )
-    if created:
-        # Safety net: runs if the request that owes the refund dies before trying it.
-        retry_at = now + timedelta(seconds=settings.REFUND_SAFETY_NET_SECONDS)
-        tasks.process_refund.using(run_after=retry_at).enqueue(refund.pk, 0)
-    return refund
+    if paid:
+        refunds.owe(booking=booking, payment=_settling_payment(booking), reason=reason, now=now)
+    else:
+        _expire_open_checkout(booking)
+
+
+def _settle(
+    booking: Booking,
+    *,
+    payment: Payment | None,
+    paid_at: datetime,
+    actor,
+    reason: str,
+    now: datetime,
+    extra_fields: set[str] = frozenset(),
+) -> None:
+    """Record a locked unpaid booking's payment: confirmed if it has a seat, else owed back.
+
+    A hold paid before it ended keeps its seat even if the hold lapsed since (the worker was
+    behind): the person did everything in time. If the seat was taken meanwhile, the event
+    is overbooked by one and staff see a payment issue (README, "Payments").
+    """
+    event = booking.event
+    waiting = booking.status in (BookingStatus.PENDING, BookingStatus.EXPIRED)
+    waiting = waiting and event.status == EventStatus.SCHEDULED
+    paid_in_time = waiting and booking.hold_expires_at and paid_at <= booking.hold_expires_at
+    if waiting and (booking.holds_seat(now) or _can_retake_seat(booking, event, now)):
+        _transition(
+            booking,
+            status=BookingStatus.CONFIRMED,
+            payment_status=PaymentStatus.PAID,
+            actor=actor,
+            reason=reason if booking.holds_seat(now) else f"{reason}; a seat was still free",
+            now=now,
+            extra_fields=extra_fields,
+        )
+    elif paid_in_time and not _booked_again(booking, event):
+        _transition(
+            booking,
+            status=BookingStatus.CONFIRMED,
+            payment_status=PaymentStatus.PAID,
+            actor=actor,
+            reason=f"{reason} before the hold ended; confirmed over capacity",
+            now=now,
+            extra_fields=extra_fields,
+        )
+        flag_payment_issue(
+            booking_id=booking.pk,
+            kind=PaymentIssueKind.OVERBOOKED,
+            detail=(
+                f"Paid at {paid_at.isoformat()}, before the hold ended at "
+                f"{booking.hold_expires_at.isoformat()}, but processed after its seat was "
+                f"taken: {event.title} now has one booking more than its capacity."
+            ),
+        )
+    else:
+        _transition(
+            booking,
+            status=BookingStatus.EXPIRED if booking.status == BookingStatus.PENDING else None,
+            payment_status=PaymentStatus.PAID,
+            actor=actor,
+            reason=f"{reason} without a seat (hold lapsed or booking {booking.status}); "
+            "to be refunded",
+            now=now,
+            extra_fields=extra_fields,
+        )
+        # Never keep money without a seat.
+        refunds.owe(booking=booking, payment=payment, reason="paid without a seat", now=now)
+
+
+def _refunded(booking: Booking, *, actor, reason: str, now: datetime) -> None:
+    _transition(
+        booking,
+        status=BookingStatus.CANCELLED if booking.status in ACTIVE_STATUSES else None,
+        payment_status=PaymentStatus.REFUNDED,
+        actor=actor,
+        reason=reason,
+        now=now,
+    )
+
+
+def _settling_payment(booking: Booking) -> Payment | None:
+    """The Stripe payment the booking is settled by; None when paid outside Stripe."""
+    return booking.payments.filter(settles_booking=True).first()
+
+
+def _expire_open_checkout(booking: Booking) -> None:
+    """Make the booking's Checkout Session unpayable, by a task after this transaction."""
+    if booking.checkout_session_id:
+        tasks.expire_checkout_session.enqueue(booking.checkout_session_id)
 
 
 def _lock_with_event(booking_id: int, missing: type[Exception] | None = None) -> Booking | None:
@@ -609,9 +666,13 @@ def _can_retake_seat(booking: Booking, event: Event, now: datetime) -> bool:
         return False
     if event.seats_taken(now) >= event.capacity:
         return False
-    # The person may have booked again after this hold lapsed: that booking has the seat.
+    return not _booked_again(booking, event)
+
+
+def _booked_again(booking: Booking, event: Event) -> bool:
+    """The person booked again after this hold lapsed: that booking has their seat."""
     return (
-        not Booking.objects.filter(user_id=booking.user_id, event=event)
+        Booking.objects.filter(user_id=booking.user_id, event=event)
         .active()
         .exclude(pk=booking.pk)
         .exists()
@@ -624,6 +685,7 @@ def _transition(
     status: str | None = None,
     payment_status: str | None = None,
     actor=None,
+    actor_id: int | None = None,
     reason: str,
     now: datetime,
     extra_fields: set[str] = frozenset(),
@@ -658,6 +720,7 @@ def _transition(
         from_status=from_status,
         from_payment_status=from_payment_status,
         actor=actor,
+        actor_id=actor_id,
         reason=reason,
         now=now,
         change=change,
@@ -674,6 +737,7 @@ def _audit(
     reason: str,
     now,
     change: str = "",
+    actor_id: int | None = None,
 ) -> None:
     audit = compiled.insert(
         BookingAudit(
@@ -684,7 +748,7 @@ def _audit(
             to_status=booking.status,
             from_payment_status=from_payment_status,
             to_payment_status=booking.payment_status,
-            actor=actor,
+            actor_id=actor.pk if actor is not None else actor_id,
             reason=reason[:255],
             created_at=now,
         )
@@ -699,7 +763,7 @@ def _audit(
             "from_status": from_status,
             "to_status": booking.status,
             "payment_status": booking.payment_status,
-            "actor_id": getattr(actor, "pk", None),
+            "actor_id": audit.actor_id,
         },
     )
     booking_changed.send(sender=Booking, booking=booking, audit=audit)

@@ -4,6 +4,9 @@ Tasks are enqueued inside the transaction that makes them necessary, so they exi
 when that change committed. Each one is safe to run twice.
 """
 
+from datetime import timedelta
+
+from django.utils import timezone
 from django_tasks import task
 
 # Holds lapsed by a sweep's run, marked per run; a full batch enqueues the next sweep at once.
@@ -35,10 +38,44 @@ def expire_hold(booking_id: int) -> bool:
 
 @task()
 def process_refund(refund_id: int, after_attempts: int) -> str:
-    """Try (again) to refund a booking through Stripe, unless that attempt was already made."""
+    """Make a refund's next attempt through Stripe, unless another task made it; its status."""
+    from bookings import refunds
+
+    return refunds.attempt_refund(refund_id=refund_id, after_attempts=after_attempts).status
+
+
+@task()
+def expire_checkout_session(session_id: str, attempt: int = 1) -> str:
+    """Expire a Checkout Session that must no longer be paid (best effort, retried a little)."""
     from bookings import payments
 
-    return payments.attempt_refund(refund_id=refund_id, after_attempts=after_attempts).status
+    return payments.expire_checkout_session(session_id=session_id, attempt=attempt)
+
+
+# Bookings of a cancelled event cancelled per transaction.
+SETTLE_BATCH = 200
+# After this long, a batch whose worker died is taken over by the next task.
+SETTLE_LEASE_SECONDS = 300
+
+
+@task()
+def settle_cancelled_event(event_id: int, by_id: int | None = None) -> int:
+    """Cancel the next batch of a cancelled event's bookings (refunds owed); how many.
+
+    Before each batch, a task is enqueued for when its lease ends: a worker that dies in the
+    batch rolls it back, and that task starts it again. Batches continue while any is left.
+    """
+    from bookings import services
+    from bookings.models import Booking
+
+    if not Booking.objects.filter(event_id=event_id).active().exists():
+        return 0
+    takeover_at = timezone.now() + timedelta(seconds=SETTLE_LEASE_SECONDS)
+    settle_cancelled_event.using(run_after=takeover_at).enqueue(event_id, by_id)
+    cancelled = services.settle_cancelled_event(event_id=event_id, by_id=by_id, limit=SETTLE_BATCH)
+    if cancelled >= SETTLE_BATCH:
+        settle_cancelled_event.enqueue(event_id, by_id)  # more may be left
+    return cancelled
 
 
 @task()

@@ -11,7 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from ahoum.errors import ErrorSerializer
-from bookings import emails, payments
+from bookings import emails, payments, services
 from bookings.filters import BookingFilter
 from bookings.models import Booking
 from bookings.serializers import BookingCreateSerializer, BookingSerializer
@@ -59,11 +59,14 @@ class BookingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         responses={200: BookingSerializer, 409: ErrorSerializer},
         description="Cancel an unpaid hold or a free booking, or a paid one with a full refund "
         "until CANCELLATION_CUTOFF_HOURS before the start (409 `cancellation_cutoff_passed` "
-        "after). The seat is free at once.",
+        "after). The seat is free at once. The refund is made by the worker right after: the "
+        "answer shows `refund_status: pending`, then `succeeded` (or `failed`: staff refund "
+        "it by hand).",
     )
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk=None) -> Response:
-        booking = payments.cancel_with_refund(booking=self.get_object(), by=request.user)
+        booking = services.cancel_booking(booking=self.get_object(), by=request.user)
+        booking = self.get_queryset().get(pk=booking.pk)  # with its refunds, as listed
         return Response(BookingSerializer(booking).data)
 
     @extend_schema(

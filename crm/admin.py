@@ -132,7 +132,7 @@ class DeliveryAdmin(admin.ModelAdmin):
         "attempts",
         "last_status_code",
         "next_attempt_at",
-        "delivered_at",
+        "succeeded_at",
         "created_at",
     ]
     list_filter = ["status", "kind", "event_type"]
@@ -154,7 +154,7 @@ class DeliveryAdmin(admin.ModelAdmin):
         "last_attempt_at",
         "next_attempt_at",
         "retry_until",
-        "delivered_at",
+        "succeeded_at",
         "created_at",
         "updated_at",
         "sent_payload",
@@ -195,5 +195,5 @@ class DeliveryAdmin(admin.ModelAdmin):
         skipped = len(ids) - queued
         message = f"{queued} deliveries queued again."
         if skipped:
-            message += f" {skipped} already delivered were left alone."
+            message += f" {skipped} already delivered (or under way) were left alone."
         self.message_user(request, message, messages.SUCCESS if queued else messages.WARNING)

@@ -6,8 +6,9 @@ delivery must outlive whatever happens to the rows it describes.
 """
 
 from django.db import models
-from django.db.models import Q
 from django.utils import timezone
+
+from ahoum.attempts import Attempted
 
 MAX_ID = 2**63 - 1  # the largest value a PositiveBigIntegerField holds on every database
 
@@ -17,25 +18,19 @@ class DeliveryKind(models.TextChoices):
     FORWARD = "forward", "Received notification forwarded"
 
 
-class DeliveryStatus(models.TextChoices):
-    PENDING = "pending", "Pending (first try or retry scheduled)"
-    DELIVERED = "delivered", "Delivered"
-    FAILED = "failed", "Failed (refused by the receiver)"
-    GAVE_UP = "gave_up", "Gave up (retries exhausted)"
-
-
 class DeliveryQuerySet(models.QuerySet):
     def for_listing(self) -> "DeliveryQuerySet":
         # The payload can be large and no list shows it.
         return self.defer("payload")
 
 
-class Delivery(models.Model):
+class Delivery(Attempted):
     """One JSON message to one URL, retried until it is delivered, refused or too old.
 
     The payload is built when the delivery is queued, inside the transaction of the change it
     describes, so later changes never alter it. `webhook_id` is the same on every attempt: the
-    receiver uses it to drop duplicates.
+    receiver uses it to drop duplicates. `succeeded` means delivered; `gave_up` means refused
+    (a 4xx; `last_status_code` says which) or still failing after CRM_RETRY_HOURS.
     """
 
     kind = models.CharField(max_length=20, choices=DeliveryKind.choices)
@@ -56,20 +51,8 @@ class Delivery(models.Model):
     )
     payload = models.JSONField()
 
-    status = models.CharField(
-        max_length=20, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING
-    )
-    attempts = models.PositiveIntegerField(default=0)
     last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
-    last_error = models.TextField(blank=True)
-    last_attempt_at = models.DateTimeField(null=True, blank=True)
-    next_attempt_at = models.DateTimeField(
-        null=True,
-        blank=True,
-        help_text="When the next attempt may start; while one runs, when it counts as lost.",
-    )
     retry_until = models.DateTimeField(help_text="No attempt is scheduled after this time.")
-    delivered_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -79,12 +62,6 @@ class Delivery(models.Model):
         ordering = ["-created_at", "-id"]
         verbose_name_plural = "deliveries"
         indexes = [models.Index(fields=["status", "next_attempt_at"], name="crm_delivery_due_idx")]
-        constraints = [
-            models.CheckConstraint(
-                condition=~Q(status="delivered") | Q(delivered_at__isnull=False),
-                name="crm_delivery_delivered_has_time",
-            )
-        ]
 
     def __str__(self) -> str:
         return f"{self.event_type or self.kind} #{self.pk} ({self.status})"

@@ -1,12 +1,13 @@
 """Every CRM state change: deliveries going out, and notifications coming in.
 
-Deliveries. `queue_booking_notification` runs inside a booking change's transaction and only
-writes a `Delivery` row; after the commit, `wake_dispatcher` makes sure a dispatch task runs
-within CRM_DISPATCH_SECONDS (one per period and process, not one per delivery), and the
-dispatch makes each waiting delivery's first attempt. `attempt_delivery` claims one attempt
-in a short transaction, makes the HTTP call with no transaction or lock open, then records
-the outcome in another: delivered, failed (refused), a retry at a backed-off time (a task),
-or gave up.
+Deliveries. `queue_booking_notification` runs inside a booking change's transaction: it
+writes a `Delivery` row and enqueues its first attempt, both committed with the change.
+Attempts go through the shared mechanism (`ahoum.attempts`): `attempt_delivery` claims one
+in a short transaction with a lease, makes the HTTP call with no transaction or lock open,
+then records the outcome in another: delivered (`succeeded`), a retry at a backed-off time
+(a task), or `gave_up` (refused, or failing past CRM_RETRY_HOURS). A worker that dies
+mid-call is taken over when the lease ends; the repeat carries the same `webhook-id`, which
+the receiver deduplicates.
 
 Notifications in. `receive_notification` stores a notification as its booking's `CRMBooking`
 state (unless a newer one is stored) and in its history, once per webhook-id, queues its
@@ -16,30 +17,26 @@ forward, and marks the booking paid when the notification says so and matches it
 import hashlib
 import json
 import logging
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError
 from django.utils import timezone
 
-from ahoum import compiled
+from ahoum import attempts, compiled
 from ahoum.db import service_transaction
 from ahoum.retry import backoff_seconds
 from bookings import services as booking_services
 from bookings.models import Booking, BookingAudit, PaymentStatus
 from crm import client, signing, tasks
 from crm.exceptions import BookingMismatch
-from crm.models import CRMBooking, CRMNotification, Delivery, DeliveryKind, DeliveryStatus
+from crm.models import CRMBooking, CRMNotification, Delivery, DeliveryKind
 
 logger = logging.getLogger(__name__)
 
-MAX_ERROR_LENGTH = 2000
-# Deliveries one dispatch task attempts before it leaves the rest to the next one.
-DISPATCH_BATCH = 50
 # CRMBooking fields set from a notification only when it carries them (the original's payload
 # has none of them, and must not wipe what an earlier, fuller notification stored).
 OPTIONAL_STATE_FIELDS = (
@@ -105,18 +102,38 @@ def attempt_delivery(*, delivery_id: int, after_attempts: int) -> str:
     Returns the delivery's status afterwards. Never raises for the receiver's failures; they
     are recorded on the row and retried.
     """
-    delivery = _claim_attempt(delivery_id=delivery_id, after_attempts=after_attempts)
+    delivery = attempts.claim(Delivery, delivery_id, after_attempts=after_attempts, policy=POLICY)
     if delivery is None:
         status = Delivery.objects.filter(pk=delivery_id).values_list("status", flat=True)
         return status.first() or "missing"
-    body = client.json_body(delivery.payload)
-    outcome = client.post(
-        url=delivery.target_url,
-        body=body,
-        headers=_request_headers(delivery, body),
-        timeout=settings.CRM_TIMEOUT_SECONDS,
-    )
-    delivery = _record_attempt(delivery_id=delivery.pk, attempt=delivery.attempts, outcome=outcome)
+    try:
+        body = client.json_body(delivery.payload)
+        outcome = client.post(
+            url=delivery.target_url,
+            body=body,
+            headers=_request_headers(delivery, body),
+            timeout=settings.CRM_TIMEOUT_SECONDS,
+        )
+    except Exception as error:  # client.post raises nothing of its own; anything else is a bug
+        outcome = client.AttemptOutcome(
+            delivered=False, retryable=True, error=f"{type(error).__name__}: {error}"
+        )
+    if outcome.delivered:
+        logger.info("delivery %s delivered on attempt %s", delivery.pk, delivery.attempts)
+        delivery = attempts.record_success(
+            Delivery, delivery.pk, last_status_code=outcome.status_code
+        )
+    else:
+        delivery = attempts.record_failure(
+            Delivery,
+            delivery.pk,
+            attempt=delivery.attempts,
+            error=outcome.error,
+            policy=POLICY,
+            retryable=outcome.retryable,
+            retry_after=outcome.retry_after,
+            last_status_code=outcome.status_code,
+        )
     return delivery.status
 
 
@@ -125,77 +142,25 @@ def redeliver(*, delivery_id: int) -> bool:
 
     It goes to the currently configured URL for its kind (so fixing a wrong URL and
     redelivering works), or to its old one if that setting is now empty. False if it was
-    already delivered: the receiver has it.
+    already delivered (the receiver has it) or an attempt is under way.
     """
-    now = timezone.now()
-    with service_transaction():
-        delivery = Delivery.objects.select_for_update().get(pk=delivery_id)
-        if delivery.status == DeliveryStatus.DELIVERED:
-            return False
-        delivery.target_url = _configured_target(delivery.kind) or delivery.target_url
-        delivery.status = DeliveryStatus.PENDING
-        delivery.next_attempt_at = now
-        delivery.retry_until = now + _retry_window()
-        delivery.save(
-            update_fields=["target_url", "status", "next_attempt_at", "retry_until", "updated_at"]
-        )
-        tasks.send_delivery.enqueue(delivery.pk, delivery.attempts)
-    logger.info("delivery %s queued again by staff", delivery.pk)
-    return True
-
-
-def dispatch_first_attempts(*, limit: int = DISPATCH_BATCH) -> int:
-    """Make the first attempt of up to `limit` deliveries waiting for one, oldest first.
-
-    The dispatch task's work (`wake_dispatcher`). A full batch enqueues the next dispatch
-    first, so another worker starts on the rest meanwhile; two dispatches that meet on one
-    delivery make its attempt once (`_claim_attempt`). How many deliveries it took.
-    """
-    waiting = list(
-        Delivery.objects.filter(
-            status=DeliveryStatus.PENDING, attempts=0, next_attempt_at__lte=timezone.now()
-        )
-        .order_by("next_attempt_at", "pk")
-        .values_list("pk", flat=True)[:limit]
+    delivery = Delivery.objects.get(pk=delivery_id)
+    reopened = attempts.reopen(
+        Delivery,
+        delivery_id,
+        policy=POLICY,
+        target_url=_configured_target(delivery.kind) or delivery.target_url,
+        retry_until=timezone.now() + _retry_window(),
     )
-    if len(waiting) == limit:
-        tasks.dispatch_deliveries.enqueue()
-    for delivery_id in waiting:
-        attempt_delivery(delivery_id=delivery_id, after_attempts=0)
-    return len(waiting)
-
-
-def wake_dispatcher() -> None:
-    """Make sure a dispatch runs after the delivery just committed, within CRM_DISPATCH_SECONDS.
-
-    Called after the commit (`_queue_delivery`), in autocommit: any dispatch that starts
-    from now on sees the delivery. So one task per period and process wakes the worker for
-    every delivery of that period, instead of a task row per delivery inside each booking
-    change (the costliest write of a booking with a CRM configured, bench/README.md step 17).
-    A dispatch this process enqueued that is due at least half a period from now will do
-    (half a period of slack for clocks between hosts); otherwise it enqueues one due a
-    period from now.
-    """
-    global _dispatch_due
-    period = settings.CRM_DISPATCH_SECONDS
-    now = time.time()
-    if period and _dispatch_due - now >= period / 2:
-        return
-    due = now + period
-    tasks.dispatch_deliveries.using(run_after=datetime.fromtimestamp(due, UTC)).enqueue()
-    _dispatch_due = due
-
-
-# When the last dispatch this process enqueued is due (epoch seconds).
-_dispatch_due = 0.0
+    if reopened is not None:
+        logger.info("delivery %s queued again by staff", delivery_id)
+    return reopened is not None
 
 
 def _queue_delivery(**fields: Any) -> Delivery:
     now = timezone.now()
     # Inside every booking change's transaction: an INSERT compiled once (no save signals;
-    # none are used), as the booking's own rows. No task: the dispatcher is woken after the
-    # commit. Should that wake-up fail (or the process die between commit and wake-up), the
-    # next dispatch of any process takes this delivery too.
+    # none are used), as the booking's own rows, and its first attempt's task.
     delivery = compiled.insert(
         Delivery(
             webhook_id=signing.new_webhook_id(),
@@ -205,95 +170,22 @@ def _queue_delivery(**fields: Any) -> Delivery:
             **fields,
         )
     )
-    _wake_dispatcher_after_commit()
-    return delivery
-
-
-def _wake_dispatcher_after_commit() -> None:
-    # robust: a failed wake-up is logged, never turned into an error for a committed change.
-    transaction.on_commit(wake_dispatcher, robust=True)
-
-
-def _claim_attempt(*, delivery_id: int, after_attempts: int) -> Delivery | None:
-    """Count the next attempt as started, if it is due and nobody started it. None: skip.
-
-    The claim carries a lease: if its outcome is never recorded (the worker died mid-call),
-    the task enqueued here makes the next attempt when the lease ends. If the outcome is
-    recorded, that task finds the row moved on and does nothing.
-    """
-    now = timezone.now()
-    with service_transaction():
-        delivery = Delivery.objects.select_for_update().filter(pk=delivery_id).first()
-        if delivery is None or delivery.status != DeliveryStatus.PENDING:
-            return None
-        if delivery.attempts != after_attempts:
-            return None  # another task made this attempt
-        if delivery.next_attempt_at and delivery.next_attempt_at > now:
-            return None  # an attempt is running, or the next one is scheduled later
-        delivery.attempts += 1
-        delivery.last_attempt_at = now
-        delivery.next_attempt_at = now + _attempt_lease()
-        delivery.save(
-            update_fields=["attempts", "last_attempt_at", "next_attempt_at", "updated_at"]
-        )
-        tasks.send_delivery.using(run_after=delivery.next_attempt_at).enqueue(
-            delivery.pk, delivery.attempts
-        )
-    return delivery
-
-
-def _record_attempt(*, delivery_id: int, attempt: int, outcome: client.AttemptOutcome) -> Delivery:
-    """Record what attempt number `attempt` got; a delivery is recorded delivered only once."""
-    now = timezone.now()
-    with service_transaction():
-        delivery = Delivery.objects.select_for_update().get(pk=delivery_id)
-        if delivery.status == DeliveryStatus.DELIVERED:
-            return delivery
-        if outcome.delivered:
-            # Even from an attempt whose lease ran out: the receiver has it.
-            delivery.status = DeliveryStatus.DELIVERED
-            delivery.delivered_at = now
-            delivery.last_status_code = outcome.status_code
-            delivery.last_error = ""
-            delivery.next_attempt_at = None
-            logger.info("delivery %s delivered on attempt %s", delivery.pk, attempt)
-        elif delivery.attempts != attempt or delivery.status != DeliveryStatus.PENDING:
-            return delivery  # a later attempt (or staff) owns the row now
-        else:
-            delivery.last_status_code = outcome.status_code
-            delivery.last_error = outcome.error[:MAX_ERROR_LENGTH]
-            retry_at = _next_attempt_time(delivery, outcome, now) if outcome.retryable else None
-            delivery.next_attempt_at = retry_at
-            if retry_at is not None:
-                tasks.send_delivery.using(run_after=retry_at).enqueue(delivery.pk, attempt)
-            else:
-                delivery.status = (
-                    DeliveryStatus.GAVE_UP if outcome.retryable else DeliveryStatus.FAILED
-                )
-            logger.warning(
-                "delivery %s attempt %s to %s failed (%s); %s",
-                delivery.pk,
-                attempt,
-                delivery.target_url,
-                delivery.last_error,
-                f"retry at {retry_at.isoformat()}" if retry_at else delivery.status,
-            )
-        delivery.save()
+    attempts.schedule(delivery, POLICY)
     return delivery
 
 
 def _next_attempt_time(
-    delivery: Delivery, outcome: client.AttemptOutcome, now: datetime
+    delivery: Delivery, now: datetime, retry_after: float | None
 ) -> datetime | None:
     """Exponential backoff with jitter, at least Retry-After; None if past the retry window."""
     delay = backoff_seconds(
-        delivery.attempts,
+        delivery.failures or 1,
         base_seconds=settings.CRM_RETRY_BASE_SECONDS,
         max_seconds=settings.CRM_RETRY_MAX_DELAY_SECONDS,
     )
-    if outcome.retry_after is not None:
-        delay = max(delay, outcome.retry_after)
-    if delay > (delivery.retry_until - now).total_seconds():
+    if retry_after is not None:
+        delay = max(delay, retry_after)
+    if now + timedelta(seconds=delay) > delivery.retry_until:
         return None
     return now + timedelta(seconds=delay)
 
@@ -331,6 +223,11 @@ def _attempt_lease() -> timedelta:
     # timeout is per gap between bytes, so a trickling answer can outlast it: the attempt is
     # then made again, and the receiver drops the repeat by its webhook-id.
     return timedelta(seconds=3 * settings.CRM_TIMEOUT_SECONDS + 30)
+
+
+POLICY = attempts.Policy(
+    task=tasks.send_delivery, lease=_attempt_lease, next_attempt=_next_attempt_time
+)
 
 
 def _iso(moment: datetime) -> str:

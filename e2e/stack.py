@@ -4,7 +4,7 @@
     web              (gunicorn, 2 workers, production settings: DEBUG off, JSON logs)
     CRM receiver     (a second gunicorn serving the same project; its /crm/webhook is the
                       CRM the web app notifies, so it can be stopped and restarted alone)
-    task worker      (python manage.py db_worker)
+    task worker      (python manage.py run_worker)
     PostgreSQL       (a fresh database, migrated with the real migrations)
 
 Each process writes its log to `artifacts/e2e/<name>.log` (kept by CI on failure).
@@ -150,7 +150,7 @@ class Stack:
         )
         self.worker = Process(
             "worker",
-            [python, "manage.py", "db_worker", "--interval", "0.2", "--no-startup-delay"],
+            [python, "manage.py", "run_worker", "--interval", "0.2"],
             self.env,
         )
 

@@ -5,7 +5,7 @@ from rest_framework import status
 
 from ahoum.db import service_transaction
 from ahoum.errors import DomainError
-from bookings import services as booking_services
+from bookings import tasks as booking_tasks
 from bookings.models import Booking
 from events.models import Event, EventStatus
 
@@ -75,12 +75,15 @@ def update_event(*, event: Event, by, **changes) -> Event:
 
 
 def cancel_event(*, event_id: int, by, reason: str = "") -> tuple[Event, bool]:
-    """Cancel an event and settle its bookings in one transaction; (event, newly cancelled).
+    """Cancel an event; its bookings are settled by the worker; (event, newly cancelled).
 
-    The event stays in the database with its history. Cancelling it again changes nothing.
+    Nobody can book it once this commits. Its bookings are cancelled (and paid ones owe a
+    refund) in batches by `bookings.tasks.settle_cancelled_event`, enqueued here, so the
+    request costs the same with two bookings or two thousand. The event stays in the
+    database with its history. Cancelling it again changes nothing.
     """
     with service_transaction():
-        # The booking lock: nobody can book while its bookings are being settled.
+        # The booking lock: nobody can book once it is cancelled.
         event = Event.objects.select_for_update().get(pk=event_id)
         if event.status == EventStatus.CANCELLED:
             return event, False
@@ -88,7 +91,7 @@ def cancel_event(*, event_id: int, by, reason: str = "") -> tuple[Event, bool]:
         event.cancelled_at = timezone.now()
         event.cancellation_reason = reason
         event.save(update_fields=["status", "cancelled_at", "cancellation_reason", "updated_at"])
-        booking_services.cancel_bookings_of_cancelled_event(event=event, by=by, reason=reason)
+        booking_tasks.settle_cancelled_event.enqueue(event.pk, by.pk if by else None)
     return event, True
 
 

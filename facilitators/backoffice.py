@@ -143,9 +143,10 @@ class EventBackOffice(OwnRowsAdmin):
             summary = services.cancel_event(event=event, by=request.user, reason=reason)
             self.message_user(
                 request,
-                f"{event.title}: cancelled. {summary.refunded} refunded, {summary.cancelled} "
-                f"cancelled, {summary.refund_failed} refunds being retried.",
-                messages.WARNING if summary.refund_failed else messages.SUCCESS,
+                f"{event.title}: cancelled. Its bookings are being cancelled and paid ones "
+                f"refunded ({summary.to_settle} bookings to settle, {summary.refunds_pending} "
+                "refunds under way).",
+                messages.SUCCESS,
             )
         return None
 

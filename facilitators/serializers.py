@@ -54,8 +54,14 @@ class CancellationSummarySerializer(serializers.Serializer):
     status = serializers.CharField()
     refunded = serializers.IntegerField()
     cancelled = serializers.IntegerField()
+    refunds_pending = serializers.IntegerField(
+        help_text="Refunds owed that the worker is making (retried automatically)."
+    )
     refund_failed = serializers.IntegerField(
-        help_text="Paid bookings whose refund has not gone through yet; retried automatically."
+        help_text="Refunds that gave up: staff see a payment issue and refund them by hand."
+    )
+    to_settle = serializers.IntegerField(
+        help_text="Active bookings the worker has yet to cancel (it does so in batches)."
     )
 
 

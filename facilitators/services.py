@@ -1,9 +1,11 @@
-"""What facilitators do with their events, built on the events, bookings and payments services."""
+"""What facilitators do with their events, built on the events and bookings services."""
 
 from dataclasses import asdict, dataclass
 
-from bookings import payments
-from bookings.models import BookingAudit, Refund, RefundStatus
+from django.db.models import Count, Q
+
+from ahoum.attempts import AttemptStatus
+from bookings.models import Booking, BookingAudit, Refund
 from events import services as event_services
 from events.models import Event
 
@@ -14,42 +16,56 @@ class CancellationSummary:
     status: str
     refunded: int  # paid bookings whose money went back
     cancelled: int  # unpaid and free bookings cancelled
-    refund_failed: int  # paid bookings whose refund has not gone through yet (being retried)
+    refunds_pending: int  # refunds owed that the worker is making (paid bookings included)
+    refund_failed: int  # refunds that gave up: staff refund them by hand (a payment issue)
+    to_settle: int  # active bookings the worker has yet to cancel
 
     def as_dict(self) -> dict:
         return asdict(self)
 
 
 def cancel_event(*, event: Event, by, reason: str = "") -> CancellationSummary:
-    """Cancel the event, cancel its bookings and refund every paid one through Stripe.
+    """Cancel the event; the worker cancels its bookings and refunds every paid one.
 
-    Safe to call again: the event and its bookings are settled once, and a second call
-    answers with the same summary (refunds still owed are retried by their own tasks).
+    Answers at once whatever the number of bookings: the summary says what is done and what
+    the worker has yet to do. Safe to call again: nothing is settled or refunded twice.
     """
-    event, newly_cancelled = event_services.cancel_event(event_id=event.pk, by=by, reason=reason)
-    if newly_cancelled:
-        # Outside the event's lock: one Stripe call per paid booking.
-        owed = Refund.objects.filter(booking__event=event, status=RefundStatus.PENDING, attempts=0)
-        for refund in owed:
-            payments.attempt_refund(refund_id=refund.pk, after_attempts=0)
+    event, _ = event_services.cancel_event(event_id=event.pk, by=by, reason=reason)
     return summarize_cancellation(event)
 
 
 def summarize_cancellation(event: Event) -> CancellationSummary:
-    """Count what the event's cancellation did to the bookings it found active."""
-    cancelled_ids = list(
-        BookingAudit.objects.filter(
-            booking__event=event, change="booking.event_cancelled"
-        ).values_list("booking_id", flat=True)
+    """Count what the event's cancellation did so far, in three queries."""
+    cancelled_ids = BookingAudit.objects.filter(
+        booking__event=event, change="booking.event_cancelled"
+    ).values("booking_id")
+    # The refunds of the bookings' own money (a second payment's refund is not counted here).
+    refunds = (
+        Refund.objects.filter(booking_id__in=cancelled_ids)
+        .exclude(payment__settles_booking=False)
+        .aggregate(
+            succeeded=Count("pk", filter=Q(status=AttemptStatus.SUCCEEDED)),
+            gave_up=Count("pk", filter=Q(status=AttemptStatus.GAVE_UP)),
+            owed=Count("pk"),
+            bookings=Count("booking_id", distinct=True),
+        )
     )
-    refunds = dict(
-        Refund.objects.filter(booking_id__in=cancelled_ids).values_list("booking_id", "status")
+    counts = Booking.objects.filter(event=event).aggregate(
+        cancelled=Count("pk", filter=Q(pk__in=cancelled_ids)),
+        active=Count("pk", filter=Q(status__in=["pending", "confirmed"])),
+        active_paid=Count(
+            "pk", filter=Q(status__in=["pending", "confirmed"], payment_status="paid")
+        ),
     )
-    refunded = sum(status == RefundStatus.SUCCEEDED for status in refunds.values())
     return CancellationSummary(
         event_id=event.pk,
         status=event.status,
-        refunded=refunded,
-        cancelled=len(cancelled_ids) - len(refunds),
-        refund_failed=len(refunds) - refunded,
+        refunded=refunds["succeeded"],
+        cancelled=counts["cancelled"] - refunds["bookings"],
+        refunds_pending=refunds["owed"]
+        - refunds["succeeded"]
+        - refunds["gave_up"]
+        + counts["active_paid"],
+        refund_failed=refunds["gave_up"],
+        to_settle=counts["active"],
     )

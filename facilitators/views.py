@@ -70,9 +70,11 @@ class CancelEventView(OwnEventMixin, APIView):
         request=CancelEventSerializer,
         responses={200: CancellationSummarySerializer},
         tags=["facilitator"],
-        description="Cancel the event (it is kept, with status `cancelled`): paid bookings are "
-        "refunded through Stripe, unpaid and free ones cancelled. Calling it again answers with "
-        "the same summary and refunds nothing twice.",
+        description="Cancel the event (it is kept, with status `cancelled`) and answer at "
+        "once: the worker then cancels its bookings in batches and refunds every paid one "
+        "through Stripe. The summary says what is done so far (`to_settle` bookings left, "
+        "`refunds_pending`); calling it again answers with the current summary and refunds "
+        "nothing twice.",
     )
     def post(self, request: Request, event_id: int) -> Response:
         event = self.get_event()

@@ -59,7 +59,7 @@ def test_production_refuses_short_jwt_secret():
     "name, value, message",
     [
         ("HOLD_SWEEP_SECONDS", "0", "HOLD_SWEEP_SECONDS must be at least 1"),
-        ("CRM_DISPATCH_SECONDS", "-1", "CRM_DISPATCH_SECONDS must not be negative"),
+        ("STRIPE_TIMEOUT_SECONDS", "0", "STRIPE_TIMEOUT_SECONDS must be between 0 and 600"),
     ],
 )
 def test_settings_refuse_periods_out_of_range(name, value, message):

@@ -18,14 +18,17 @@ from zoneinfo import ZoneInfo
 import pytest
 import time_machine
 from django.core import mail
+from django.core.mail.backends import locmem
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 from icalendar import Calendar
 
 from accounts.tests.factories import FacilitatorFactory, UserFactory
+from ahoum import attempts
+from ahoum.attempts import AttemptStatus
 from bookings import notifications, payments, services, tasks
-from bookings.models import Booking, BookingAudit, BookingEmail, EmailStatus
+from bookings.models import Booking, BookingAudit, BookingEmail
 from conftest import client_for, run_tasks
 from events.tests.factories import EventFactory
 from facilitators import services as facilitator_services
@@ -147,12 +150,13 @@ def test_free_booking_confirms_to_the_attendee_with_an_invite_and_tells_the_faci
     assert len(mail.outbox) == 2
     rows = BookingEmail.objects.filter(booking=booking)
     assert sorted(rows.values_list("recipient_kind", "kind", "status", "attempts")) == [
-        ("attendee", "confirmed", "sent", 1),
-        ("facilitator", "new_registration", "sent", 1),
+        ("attendee", "confirmed", "succeeded", 1),
+        ("facilitator", "new_registration", "succeeded", 1),
     ]
+    assert all(row.succeeded_at and row.failures == 0 and row.gave_up_at is None for row in rows)
 
     with time_machine.travel(timezone.now() + timedelta(days=1)):
-        run_tasks()  # the attempts' lease tasks find them sent
+        run_tasks()  # the attempts' lease tasks find them succeeded
     assert len(mail.outbox) == 2
 
 
@@ -280,7 +284,12 @@ def test_event_cancelled_by_the_facilitator_emails_each_attendee_with_the_reason
     paid_attendee, holding_attendee = UserFactory(), UserFactory()
     paid = payments.book_with_checkout(user=paid_attendee, event_id=event.pk)
     session = stripe_on.pay_session(paid.checkout_session_id)
-    services.mark_paid(booking_id=paid.pk, payment_intent_id=session["payment_intent"])
+    services.record_checkout_payment(
+        booking_id=paid.pk,
+        session_id=paid.checkout_session_id,
+        payment_intent_id=session["payment_intent"],
+        paid_at=timezone.now(),
+    )
     holding = services.book_event(user=holding_attendee, event_id=event.pk)
     run_tasks()
     mail.outbox.clear()
@@ -485,6 +494,28 @@ def test_calendar_endpoint_permissions(api_client, attendee, host, free_event, w
 # --- retries and never twice ----------------------------------------------------------------
 
 
+def run_every_task_left_a_day_later(email_ids) -> None:
+    """Every task an email could still meet: duplicates of each attempt's task, the sweep's
+    (`manage.py sweep`), and the lease and retry tasks left, run a day later."""
+    for email in BookingEmail.objects.filter(pk__in=email_ids):
+        for after_attempts in range(email.attempts + 1):
+            tasks.send_booking_email.enqueue(email.pk, after_attempts)
+    with time_machine.travel(timezone.now() + timedelta(days=1)):
+        attempts.sweep_overdue(BookingEmail, notifications.POLICY, grace=timedelta(0))
+        run_tasks()
+
+
+def assert_given_up_after_a_lost_attempt(email: BookingEmail) -> None:
+    """The at-most-once end of an attempt whose outcome nobody recorded."""
+    email.refresh_from_db()
+    assert (email.status, email.attempts, email.failures) == (AttemptStatus.GAVE_UP, 1, 0)
+    assert "attempt 1 never finished" in email.last_error
+    assert "may have happened and is not repeated" in email.last_error
+    assert email.gave_up_at is not None
+    assert email.next_attempt_at is None
+    assert email.succeeded_at is None
+
+
 def test_mail_server_down_is_retried_with_backoff_and_delivered_once(
     mail_server_down, attendee, free_event
 ):
@@ -496,7 +527,7 @@ def test_mail_server_down_is_retried_with_backoff_and_delivered_once(
     emails = list(BookingEmail.objects.filter(booking=booking))
     assert len(emails) == 2
     for email in emails:
-        assert (email.status, email.attempts) == (EmailStatus.FAILED, 1)
+        assert (email.status, email.attempts, email.failures) == (AttemptStatus.PENDING, 1, 1)
         assert "ConnectionRefusedError" in email.last_error
         delay = (email.next_attempt_at - email.last_attempt_at).total_seconds()
         assert 48 <= delay <= 72  # EMAIL_RETRY_BASE_SECONDS, with ±20% jitter
@@ -508,14 +539,15 @@ def test_mail_server_down_is_retried_with_backoff_and_delivered_once(
     with time_machine.travel(retry_at + timedelta(seconds=1)):
         run_tasks()
     with time_machine.travel(retry_at + timedelta(days=1)):
-        run_tasks()  # every lease and retry task left finds the emails sent
+        run_tasks()  # every lease and retry task left finds the emails succeeded
 
     assert len(sent_to("alice@example.com")) == 1
     assert len(sent_to("maya@example.com")) == 1
-    assert sorted(BookingEmail.objects.values_list("status", "attempts")) == [
-        ("sent", 2),
-        ("sent", 2),
+    assert sorted(BookingEmail.objects.values_list("status", "attempts", "failures")) == [
+        ("succeeded", 2, 1),
+        ("succeeded", 2, 1),
     ]
+    assert not BookingEmail.objects.exclude(last_error="").exists()
 
 
 def test_gives_up_after_email_max_attempts(mail_server_down, attendee, free_event):
@@ -533,39 +565,201 @@ def test_gives_up_after_email_max_attempts(mail_server_down, attendee, free_even
             run_tasks()
 
     email.refresh_from_db()
-    assert (email.status, email.attempts) == (EmailStatus.GAVE_UP, 3)
+    assert (email.status, email.attempts, email.failures) == (AttemptStatus.GAVE_UP, 3, 3)
+    assert "ConnectionRefusedError" in email.last_error
+    assert email.gave_up_at is not None
     assert 48 <= delays[0] <= 72 and 96 <= delays[1] <= 144  # doubling, ±20%
     assert mail.outbox == []
+
+
+def test_a_send_that_raises_is_retried_and_succeeds_with_exactly_one_message(
+    monkeypatch, attendee, free_event
+):
+    booking = book(attendee, free_event)
+    deliver = locmem.EmailBackend.send_messages
+    calls = []
+
+    def fails_the_first_time(self, messages):
+        calls.append(messages)
+        if len(calls) == 1:
+            raise OSError("the mail API answered 503")
+        return deliver(self, messages)
+
+    monkeypatch.setattr(locmem.EmailBackend, "send_messages", fails_the_first_time)
+    notifications.write_owed_emails(booking_id=booking.pk, audit_version=1)
+    email = BookingEmail.objects.get(booking=booking, recipient_kind="attendee")
+    assert notifications.send_email(email_id=email.pk, after_attempts=0) == "pending"
+
+    email.refresh_from_db()
+    assert (email.status, email.attempts, email.failures) == (AttemptStatus.PENDING, 1, 1)
+    assert email.last_error == "OSError: the mail API answered 503"
+    assert sent_to("alice@example.com") == []
+    with time_machine.travel(email.next_attempt_at + timedelta(seconds=1)):
+        run_tasks()  # the retry task (and the transition task: the facilitator's email)
+    run_every_task_left_a_day_later([email.pk])
+
+    email.refresh_from_db()
+    assert (email.status, email.attempts, email.failures) == (AttemptStatus.SUCCEEDED, 2, 1)
+    assert email.last_error == ""
+    assert email.succeeded_at is not None and email.gave_up_at is None
+    assert len(sent_to("alice@example.com")) == 1
+    assert len(sent_to("maya@example.com")) == 1
+
+
+def test_a_send_that_keeps_raising_gives_up_after_email_max_attempts_failures(
+    settings, monkeypatch, attendee, free_event
+):
+    settings.EMAIL_MAX_ATTEMPTS = 3
+    book(attendee, free_event)
+
+    def refused(self, messages):
+        raise OSError("the mail API answered 503")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(locmem.EmailBackend, "send_messages", refused)
+        run_tasks()
+        for _ in range(5):
+            due = BookingEmail.objects.filter(status=AttemptStatus.PENDING)
+            if not due.exists():
+                break
+            latest = max(email.next_attempt_at for email in due)
+            with time_machine.travel(latest + timedelta(seconds=1)):
+                run_tasks()
+
+    emails = list(BookingEmail.objects.all())
+    assert len(emails) == 2
+    for email in emails:
+        assert (email.status, email.attempts, email.failures) == (AttemptStatus.GAVE_UP, 3, 3)
+        assert email.last_error == "OSError: the mail API answered 503"
+        assert email.gave_up_at is not None and email.next_attempt_at is None
+    run_every_task_left_a_day_later([email.pk for email in emails])  # the backend works again
+    assert mail.outbox == []
+    assert BookingEmail.objects.filter(status=AttemptStatus.GAVE_UP, attempts=3).count() == 2
+
+
+def test_a_worker_dying_right_after_the_claim_gives_the_email_up_unsent_after_its_lease(
+    attendee, free_event
+):
+    """The claim committed, then the process died: nothing was sent, nothing recorded."""
+    booking = book(attendee, free_event)
+    notifications.write_owed_emails(booking_id=booking.pk, audit_version=1)
+    email = BookingEmail.objects.get(booking=booking, recipient_kind="attendee")
+
+    claimed = attempts.claim(BookingEmail, email.pk, after_attempts=0, policy=notifications.POLICY)
+    assert (claimed.status, claimed.attempts) == (AttemptStatus.RUNNING, 1)
+    # The process dies here.
+
+    run_tasks()  # the transition task: the attendee's attempt is made and within its lease
+    email.refresh_from_db()
+    assert (email.status, email.attempts) == (AttemptStatus.RUNNING, 1)
+    assert sent_to("alice@example.com") == []
+    with time_machine.travel(email.next_attempt_at + timedelta(seconds=1)):
+        run_tasks()  # the lease task: no outcome recorded, so the email gives up
+
+    assert_given_up_after_a_lost_attempt(email)
+    run_every_task_left_a_day_later([email.pk])
+    assert_given_up_after_a_lost_attempt(email)
+    assert sent_to("alice@example.com") == []
+    assert len(sent_to("maya@example.com")) == 1  # the other email went normally
+    assert len(mail.outbox) == 1
+
+
+def test_a_worker_dying_during_the_send_gives_the_emails_up_after_their_lease_never_resent(
+    monkeypatch, attendee, free_event
+):
+    """The process died inside the backend (SystemExit is no `Exception`: nothing catches it)."""
+    book(attendee, free_event)
+
+    def killed_while_sending(self, messages):
+        raise SystemExit("worker killed while sending")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(locmem.EmailBackend, "send_messages", killed_while_sending)
+        with pytest.raises(AssertionError, match="worker killed while sending"):
+            run_tasks()
+
+    assert mail.outbox == []
+    failed = DBTaskResult.objects.filter(
+        task_path="bookings.tasks.send_booking_email", status="FAILED"
+    )
+    assert failed.count() == 2  # both emails' first attempts
+    emails = list(BookingEmail.objects.all())
+    assert [(e.status, e.attempts, e.failures) for e in emails] == [
+        (AttemptStatus.RUNNING, 1, 0)
+    ] * 2
+    with time_machine.travel(max(e.next_attempt_at for e in emails) + timedelta(seconds=1)):
+        run_tasks()  # the lease tasks
+
+    for email in emails:
+        assert_given_up_after_a_lost_attempt(email)
+    run_every_task_left_a_day_later([email.pk for email in emails])
+    for email in emails:
+        assert_given_up_after_a_lost_attempt(email)
+    assert mail.outbox == []
+
+
+def test_a_worker_dying_after_the_send_before_recording_it_gives_up_with_one_message(
+    monkeypatch, attendee, free_event
+):
+    """The crash window: the message reached the server, the process died before `succeeded`
+    was recorded. At most once: the email gives up after its lease and is never resent."""
+    book(attendee, free_event)
+
+    def killed_after_sending(*args, **kwargs):
+        assert len(mail.outbox) >= 1  # the message got through first
+        raise SystemExit("worker killed after sending")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(attempts, "record_success", killed_after_sending)
+        with pytest.raises(AssertionError, match="worker killed after sending"):
+            run_tasks()
+
+    assert len(sent_to("alice@example.com")) == 1
+    assert len(sent_to("maya@example.com")) == 1
+    emails = list(BookingEmail.objects.all())
+    assert [(e.status, e.attempts, e.failures) for e in emails] == [
+        (AttemptStatus.RUNNING, 1, 0)
+    ] * 2
+    with time_machine.travel(max(e.next_attempt_at for e in emails) + timedelta(seconds=1)):
+        run_tasks()  # the lease tasks
+
+    for email in emails:
+        assert_given_up_after_a_lost_attempt(email)
+    run_every_task_left_a_day_later([email.pk for email in emails])
+    for email in emails:
+        assert_given_up_after_a_lost_attempt(email)
+    assert len(sent_to("alice@example.com")) == 1
+    assert len(sent_to("maya@example.com")) == 1
+    assert len(mail.outbox) == 2
 
 
 def test_a_worker_dying_after_the_send_never_causes_a_second_email(
     monkeypatch, attendee, free_event
 ):
-    """The crash window: the server accepted the message, `sent` was never recorded."""
+    """The crash window: the server accepted the message, `succeeded` was never recorded."""
     booking = book(attendee, free_event)
     # The transition task's first step, then its attendee attempt dies after the send.
     notifications.write_owed_emails(booking_id=booking.pk, audit_version=1)
     email = BookingEmail.objects.get(booking=booking, recipient_kind="attendee")
 
-    def worker_killed(**kwargs):
+    def worker_killed(*args, **kwargs):
         raise RuntimeError("worker killed after sending")
 
     with monkeypatch.context() as patch:
-        patch.setattr(notifications, "_record_sent", worker_killed)
+        patch.setattr(attempts, "record_success", worker_killed)
         with pytest.raises(RuntimeError):
             notifications.send_email(email_id=email.pk, after_attempts=0)
     assert len(sent_to("alice@example.com")) == 1
     email.refresh_from_db()
-    assert (email.status, email.attempts) == (EmailStatus.SENDING, 1)
+    assert (email.status, email.attempts) == (AttemptStatus.RUNNING, 1)
 
     run_tasks()  # the task queued with the booking finds the rows there and attempt 1 made
     tasks.send_booking_email.enqueue(email.pk, 0)  # a duplicate task, as a retry would be
     run_tasks()
     with time_machine.travel(timezone.now() + timedelta(minutes=10)):
-        run_tasks()  # the lease ends with no outcome: unconfirmed, not resent
+        run_tasks()  # the lease ends with no outcome: given up, not resent
 
-    email.refresh_from_db()
-    assert email.status == EmailStatus.UNCONFIRMED
+    assert_given_up_after_a_lost_attempt(email)
     assert len(sent_to("alice@example.com")) == 1
     assert len(sent_to("maya@example.com")) == 1  # the other email went normally
 
@@ -574,21 +768,51 @@ def test_a_worker_dying_while_sending_one_email_leaves_the_other_to_its_own_task
     monkeypatch, attendee, host, free_event
 ):
     book(attendee, free_event)
-    record_sent = notifications._record_sent
+    record_success = attempts.record_success
 
-    def killed_after_the_attendees_email(*, email_id, attempt):
-        if BookingEmail.objects.get(pk=email_id).recipient_kind == "attendee":
+    def killed_after_the_attendees_email(model, pk, **fields):
+        if model is BookingEmail and BookingEmail.objects.get(pk=pk).recipient_kind == "attendee":
             raise RuntimeError("worker killed after sending")
-        return record_sent(email_id=email_id, attempt=attempt)
+        return record_success(model, pk, **fields)
 
-    monkeypatch.setattr(notifications, "_record_sent", killed_after_the_attendees_email)
+    monkeypatch.setattr(attempts, "record_success", killed_after_the_attendees_email)
     with pytest.raises(AssertionError, match="worker killed"):
         run_tasks()
 
     assert len(sent_to("alice@example.com")) == 1
     assert len(sent_to("maya@example.com")) == 1
     facilitator_email = BookingEmail.objects.get(recipient_kind="facilitator")
-    assert facilitator_email.status == EmailStatus.SENT
+    assert facilitator_email.status == AttemptStatus.SUCCEEDED
+
+
+def test_a_send_that_outlasts_its_lease_is_recorded_succeeded_when_it_returns(
+    monkeypatch, attendee, free_event
+):
+    """The lease task gave the email up while the send was still running; the send then
+    returned: the outcome is known, and it is the truth. Sent once, never resent."""
+    booking = book(attendee, free_event)
+    notifications.write_owed_emails(booking_id=booking.pk, audit_version=1)
+    email = BookingEmail.objects.get(booking=booking, recipient_kind="attendee")
+    deliver = locmem.EmailBackend.send_messages
+
+    def slower_than_the_lease(self, messages):
+        claimed = BookingEmail.objects.get(pk=email.pk)
+        with time_machine.travel(claimed.next_attempt_at + timedelta(seconds=1)):
+            # The lease task, meanwhile in another worker.
+            assert notifications.send_email(email_id=email.pk, after_attempts=1) == "gave_up"
+        return deliver(self, messages)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(locmem.EmailBackend, "send_messages", slower_than_the_lease)
+        assert notifications.send_email(email_id=email.pk, after_attempts=0) == "succeeded"
+
+    email.refresh_from_db()
+    assert (email.status, email.attempts, email.failures) == (AttemptStatus.SUCCEEDED, 1, 0)
+    assert email.last_error == "" and email.succeeded_at is not None
+    run_every_task_left_a_day_later([email.pk])
+    email.refresh_from_db()
+    assert email.status == AttemptStatus.SUCCEEDED
+    assert len(sent_to("alice@example.com")) == 1
 
 
 def test_a_sent_email_is_not_sent_again_by_a_repeated_task(attendee, free_event):

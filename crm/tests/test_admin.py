@@ -5,9 +5,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from accounts.tests.factories import UserFactory
+from ahoum.attempts import AttemptStatus
 from bookings import services as booking_services
 from conftest import run_tasks
-from crm.models import CRMBooking, Delivery, DeliveryStatus
+from crm.models import CRMBooking, Delivery
 from crm.tests.conftest import original_payload
 from events.tests.factories import EventFactory
 
@@ -102,9 +103,9 @@ def test_delivery_list_filters_by_status_and_shows_read_only_detail(admin_client
     run_tasks()
     queue_deliveries(1)
 
-    failed = admin_client.get("/admin/crm/delivery/?status__exact=failed").content.decode()
+    failed = admin_client.get("/admin/crm/delivery/?status__exact=gave_up").content.decode()
     pending = admin_client.get("/admin/crm/delivery/?status__exact=pending").content.decode()
-    delivery = Delivery.objects.filter(status=DeliveryStatus.FAILED).first()
+    delivery = Delivery.objects.filter(status=AttemptStatus.GAVE_UP).first()
     detail = admin_client.get(f"/admin/crm/delivery/{delivery.pk}/change/").content.decode()
 
     assert "2 results" in failed and "1 result" in pending
@@ -119,7 +120,7 @@ def test_redeliver_action_sends_failed_deliveries_again(admin_client, crm_server
     queue_deliveries(1)
     run_tasks()
     delivery = Delivery.objects.get()
-    assert delivery.status == DeliveryStatus.FAILED
+    assert delivery.status == AttemptStatus.GAVE_UP
 
     response = admin_client.post(
         "/admin/crm/delivery/",
@@ -130,7 +131,7 @@ def test_redeliver_action_sends_failed_deliveries_again(admin_client, crm_server
 
     assert "1 deliveries queued again." in response.content.decode()
     delivery.refresh_from_db()
-    assert (delivery.status, delivery.attempts) == (DeliveryStatus.DELIVERED, 2)
+    assert (delivery.status, delivery.attempts) == (AttemptStatus.SUCCEEDED, 2)
 
 
 def test_staff_without_change_permission_cannot_redeliver(client, crm_server):
@@ -145,3 +146,24 @@ def test_staff_without_change_permission_cannot_redeliver(client, crm_server):
 
     assert page.status_code == 200
     assert "redeliver" not in page.content.decode()
+
+
+def test_redeliver_action_leaves_delivered_deliveries_alone(admin_client, crm_server):
+    crm_server.expect_request("/crm").respond_with_data("ok")
+    queue_deliveries(1)
+    run_tasks()
+    delivery = Delivery.objects.get()
+    assert delivery.status == AttemptStatus.SUCCEEDED
+
+    response = admin_client.post(
+        "/admin/crm/delivery/",
+        {"action": "redeliver", "_selected_action": [delivery.pk]},
+        follow=True,
+    )
+    run_tasks()
+
+    page = response.content.decode()
+    assert "0 deliveries queued again. 1 already delivered (or under way) were left alone." in page
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts) == (AttemptStatus.SUCCEEDED, 1)
+    assert len(crm_server.log) == 1

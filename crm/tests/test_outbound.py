@@ -18,12 +18,14 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
 from accounts.tests.factories import UserFactory
+from ahoum import attempts
+from ahoum.attempts import AttemptStatus
 from bookings import services as booking_services
 from bookings.exceptions import SoldOut
 from bookings.models import Booking, BookingAudit
 from conftest import client_for, run_tasks
 from crm import services
-from crm.models import Delivery, DeliveryStatus
+from crm.models import Delivery
 from crm.tests.conftest import SECRET, assert_signed, free_port
 from events.tests.factories import EventFactory
 
@@ -158,7 +160,7 @@ def test_every_booking_change_is_one_delivery_in_sequence(crm_server, paid_event
     assert [sent[(other.pk, n)]["type"] for n in (1, 2)] == ["booking.created", "booking.expired"]
     # One delivery per audit row, nothing more.
     assert len(sent) == len(received(crm_server)) == BookingAudit.objects.count() == 6
-    assert set(Delivery.objects.values_list("status", flat=True)) == {DeliveryStatus.DELIVERED}
+    assert set(Delivery.objects.values_list("status", flat=True)) == {AttemptStatus.SUCCEEDED}
 
 
 def test_cancelling_an_event_notifies_each_of_its_bookings(crm_server, free_event):
@@ -246,8 +248,8 @@ def test_server_errors_and_throttling_are_retried_with_backoff(crm_server, paid_
     run_tasks()
 
     delivery = Delivery.objects.get()
-    assert delivery.status == DeliveryStatus.PENDING
-    assert (delivery.attempts, delivery.last_status_code) == (1, status)
+    assert delivery.status == AttemptStatus.PENDING
+    assert (delivery.attempts, delivery.failures, delivery.last_status_code) == (1, 1, status)
     assert delivery.last_error.startswith(f"HTTP {status}: not now")
     # base 10 s with +-20% jitter
     assert before + timedelta(seconds=7) < delivery.next_attempt_at
@@ -256,7 +258,7 @@ def test_server_errors_and_throttling_are_retried_with_backoff(crm_server, paid_
     with after_next_attempt(delivery):
         run_tasks()
     delivery.refresh_from_db()
-    assert delivery.attempts == 2
+    assert (delivery.status, delivery.attempts, delivery.failures) == (AttemptStatus.PENDING, 2, 2)
     # the second wait doubles
     gap = delivery.next_attempt_at - delivery.last_attempt_at
     assert timedelta(seconds=15) < gap < timedelta(seconds=25)
@@ -287,8 +289,9 @@ def test_other_client_errors_fail_without_retry(crm_server, free_event, status):
         run_tasks()
 
     delivery = Delivery.objects.get()
-    assert (delivery.status, delivery.attempts) == (DeliveryStatus.FAILED, 1)
-    assert delivery.last_status_code == status
+    assert (delivery.status, delivery.attempts, delivery.failures) == (AttemptStatus.GAVE_UP, 1, 1)
+    assert delivery.last_status_code == status  # refused, not out of retries
+    assert delivery.gave_up_at >= delivery.last_attempt_at
     assert delivery.next_attempt_at is None
     assert len(received(crm_server)) == 1
 
@@ -304,7 +307,7 @@ def test_network_errors_and_timeouts_are_retried(settings, crm_server, paid_even
     booking_services.book_event(user=UserFactory(), event_id=paid_event.pk)
     run_tasks()
     delivery = Delivery.objects.get()
-    assert delivery.status == DeliveryStatus.PENDING
+    assert delivery.status == AttemptStatus.PENDING
     assert delivery.last_error.startswith("timeout:")
     assert delivery.last_status_code is None
     wait_for(lambda: len(crm_server.log) == 1)  # the slow answer ends within this test
@@ -313,7 +316,7 @@ def test_network_errors_and_timeouts_are_retried(settings, crm_server, paid_even
     booking_services.book_event(user=UserFactory(), event_id=EventFactory().pk)
     run_tasks()
     unreachable = Delivery.objects.get(target_url=settings.CRM_WEBHOOK_URL)
-    assert unreachable.status == DeliveryStatus.PENDING
+    assert unreachable.status == AttemptStatus.PENDING
     assert unreachable.last_error.startswith("network error: ConnectionError")
 
 
@@ -325,15 +328,17 @@ def test_delivery_gives_up_after_the_retry_window(settings, crm_server, free_eve
 
     run_tasks()
     delivery = Delivery.objects.get()
-    while delivery.status == DeliveryStatus.PENDING:
+    while delivery.status == AttemptStatus.PENDING:
         with after_next_attempt(delivery):
             run_tasks()
         delivery.refresh_from_db()
 
-    assert delivery.status == DeliveryStatus.GAVE_UP
+    assert delivery.status == AttemptStatus.GAVE_UP
     assert delivery.last_attempt_at <= delivery.retry_until
+    assert delivery.last_attempt_at <= delivery.gave_up_at
     assert delivery.next_attempt_at is None
-    assert delivery.attempts == len(received(crm_server)) > 4
+    assert delivery.last_status_code == 500
+    assert delivery.attempts == delivery.failures == len(received(crm_server)) > 4
 
 
 # --- exactly once ----------------------------------------------------------------------------
@@ -348,7 +353,7 @@ def test_two_tasks_for_the_same_attempt_send_once(crm_server, paid_event):
     second = services.attempt_delivery(delivery_id=delivery.pk, after_attempts=0)
     run_tasks()  # the task queued with the delivery: attempt 1 is made already
 
-    assert first == second == DeliveryStatus.DELIVERED
+    assert first == second == AttemptStatus.SUCCEEDED
     assert len(received(crm_server)) == 1
     delivery.refresh_from_db()
     assert delivery.attempts == 1
@@ -360,39 +365,45 @@ def test_an_attempt_lost_with_its_worker_is_made_again_after_its_lease(crm_serve
     delivery = Delivery.objects.get()
 
     # A worker claims attempt 1, then dies before sending or recording anything.
-    services._claim_attempt(delivery_id=delivery.pk, after_attempts=0)
-    run_tasks()  # the original task finds attempt 1 taken
+    claimed = attempts.claim(Delivery, delivery.pk, after_attempts=0, policy=services.POLICY)
+    assert (claimed.status, claimed.attempts) == (AttemptStatus.RUNNING, 1)
+    run_tasks()  # the original task finds attempt 1 taken; the lease has not ended
     assert received(crm_server) == []
+    delivery.refresh_from_db()
+    assert delivery.status == AttemptStatus.RUNNING
 
     with after_next_attempt(delivery):
         run_tasks()
 
     delivery.refresh_from_db()
-    assert (delivery.status, delivery.attempts) == (DeliveryStatus.DELIVERED, 2)
+    assert (delivery.status, delivery.attempts, delivery.failures) == (
+        AttemptStatus.SUCCEEDED,
+        2,
+        0,
+    )
     assert len(received(crm_server)) == 1
 
 
 def test_a_late_failure_report_never_undoes_a_delivery(crm_server, paid_event):
-    from crm.client import AttemptOutcome
-
     crm_server.expect_request("/crm").respond_with_data("ok")
     booking_services.book_event(user=UserFactory(), event_id=paid_event.pk)
     run_tasks()
     delivery = Delivery.objects.get()
 
-    services._record_attempt(
-        delivery_id=delivery.pk,
+    attempts.record_failure(
+        Delivery,
+        delivery.pk,
         attempt=1,
-        outcome=AttemptOutcome(delivered=False, retryable=True, status_code=500, error="late"),
+        error="late",
+        policy=services.POLICY,
+        last_status_code=500,
     )
-    services._record_attempt(
-        delivery_id=delivery.pk, attempt=1, outcome=AttemptOutcome(delivered=True, retryable=False)
-    )
+    attempts.record_success(Delivery, delivery.pk, last_status_code=201)
 
     stored = Delivery.objects.get()
-    assert stored.status == DeliveryStatus.DELIVERED
-    assert stored.delivered_at == delivery.delivered_at
-    assert stored.last_error == ""
+    assert stored.status == AttemptStatus.SUCCEEDED
+    assert stored.succeeded_at == delivery.succeeded_at
+    assert (stored.last_error, stored.last_status_code, stored.failures) == ("", 200, 0)
 
 
 # --- redelivery ------------------------------------------------------------------------------
@@ -407,18 +418,55 @@ def test_redeliver_sends_a_failed_delivery_again_to_the_current_url(
     booking_services.book_event(user=UserFactory(), event_id=paid_event.pk)
     run_tasks()
     delivery = Delivery.objects.get()
-    assert delivery.status == DeliveryStatus.FAILED
+    assert delivery.status == AttemptStatus.GAVE_UP
 
     settings.CRM_WEBHOOK_URL = crm_server.url_for("/crm")
     assert services.redeliver(delivery_id=delivery.pk) is True
     run_tasks()
 
     delivery.refresh_from_db()
-    assert (delivery.status, delivery.attempts) == (DeliveryStatus.DELIVERED, 2)
+    assert (delivery.status, delivery.attempts) == (AttemptStatus.SUCCEEDED, 2)
     assert delivery.target_url == crm_server.url_for("/crm")
     first, second = received(crm_server)
     assert first.headers["webhook-id"] == second.headers["webhook-id"]
     assert services.redeliver(delivery_id=delivery.pk) is False  # delivered stays delivered
+
+
+def test_redeliver_clears_giving_up_and_opens_a_fresh_retry_window(
+    settings, crm_server, free_event
+):
+    settings.CRM_RETRY_HOURS = 1
+    crm_server.expect_oneshot_request("/crm").respond_with_data("no", status=422)
+    crm_server.expect_request("/crm").respond_with_data("ok")
+    booking_services.book_event(user=UserFactory(), event_id=free_event.pk)
+    run_tasks()
+    delivery = Delivery.objects.get()
+    assert delivery.status == AttemptStatus.GAVE_UP and delivery.gave_up_at is not None
+
+    later = timezone.now() + timedelta(hours=3)  # long past the first retry window
+    with time_machine.travel(later, tick=False):
+        assert services.redeliver(delivery_id=delivery.pk) is True
+        delivery.refresh_from_db()
+        assert (delivery.status, delivery.gave_up_at) == (AttemptStatus.PENDING, None)
+        assert delivery.retry_until == later + timedelta(hours=1)
+        run_tasks()
+
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts) == (AttemptStatus.SUCCEEDED, 2)
+
+
+def test_redeliver_leaves_an_attempt_under_way_alone(crm_server, paid_event):
+    crm_server.expect_request("/crm").respond_with_data("ok")
+    booking_services.book_event(user=UserFactory(), event_id=paid_event.pk)
+    delivery = Delivery.objects.get()
+    attempts.claim(Delivery, delivery.pk, after_attempts=0, policy=services.POLICY)
+
+    assert services.redeliver(delivery_id=delivery.pk) is False
+    run_tasks()
+
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts) == (AttemptStatus.RUNNING, 1)
+    assert received(crm_server) == []  # the lease's task makes the next attempt, not staff
 
 
 # --- end to end ------------------------------------------------------------------------------
@@ -439,7 +487,7 @@ def test_booking_succeeds_at_once_and_its_notification_survives_an_unreachable_t
     assert response.status_code == 201
     assert time.monotonic() - started < 2  # no network call in the request
     delivery = Delivery.objects.get()
-    assert (delivery.status, delivery.attempts) == (DeliveryStatus.PENDING, 0)
+    assert (delivery.status, delivery.attempts) == (AttemptStatus.PENDING, 0)
 
     run_tasks()  # nothing listens yet
     delivery.refresh_from_db()
@@ -457,8 +505,8 @@ def test_booking_succeeds_at_once_and_its_notification_survives_an_unreachable_t
         with after_next_attempt(delivery):
             run_tasks()
         delivery.refresh_from_db()
-        assert (delivery.status, delivery.attempts) == (DeliveryStatus.DELIVERED, 3)
-        delivered_at = delivery.delivered_at
+        assert (delivery.status, delivery.attempts) == (AttemptStatus.SUCCEEDED, 3)
+        succeeded_at = delivery.succeeded_at
 
         # Much later: the hold expires (a second change, so a second delivery) and every
         # leftover task has run, including the lease checks of earlier attempts.
@@ -471,8 +519,8 @@ def test_booking_succeeds_at_once_and_its_notification_survives_an_unreachable_t
 
     created, expired = Delivery.objects.order_by("sequence")
     assert created.pk == delivery.pk
-    assert (created.status, created.delivered_at) == (DeliveryStatus.DELIVERED, delivered_at)
-    assert (expired.event_type, expired.status) == ("booking.expired", DeliveryStatus.DELIVERED)
+    assert (created.status, created.succeeded_at) == (AttemptStatus.SUCCEEDED, succeeded_at)
+    assert (expired.event_type, expired.status) == ("booking.expired", AttemptStatus.SUCCEEDED)
     # Nothing lost, nothing twice: each change once, each delivery answered 200 exactly once.
     assert BookingAudit.objects.count() == 2
     answers = [(request.headers["webhook-id"], answer.status_code) for request, answer in log]
@@ -512,10 +560,15 @@ def test_event_cancellation_reason_reaches_the_crm(crm_server, user):
     from facilitators import services as facilitator_services
 
     event = EventFactory(price=0)
+    crm_server.expect_request("/crm").respond_with_data("ok")
     booking_services.book_event(user=user, event_id=event.pk)
 
     facilitator_services.cancel_event(event=event, by=event.facilitator, reason="Storm warning")
+    run_tasks()  # the worker settles the event's bookings, then sends their notifications
 
     latest = Delivery.objects.filter(event_type="booking.event_cancelled").get()
     assert latest.payload["reason"] == "event cancelled: Storm warning"
     assert latest.payload["status"] == "cancelled"
+    assert latest.status == AttemptStatus.SUCCEEDED
+    (sent,) = [p for p in received_json(crm_server) if p["type"] == "booking.event_cancelled"]
+    assert sent == latest.payload

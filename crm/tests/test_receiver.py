@@ -11,10 +11,11 @@ import time_machine
 from django.utils import timezone
 
 from accounts.tests.factories import UserFactory
+from ahoum.attempts import AttemptStatus
 from bookings import services as booking_services
 from bookings.models import Booking, BookingAudit
 from conftest import run_tasks
-from crm.models import CRMBooking, CRMNotification, Delivery, DeliveryKind, DeliveryStatus
+from crm.models import CRMBooking, CRMNotification, Delivery, DeliveryKind
 from crm.tests.conftest import (
     FORWARD_TOKEN,
     SECRET,
@@ -457,12 +458,12 @@ def test_forwarding_is_queued_and_retried_until_the_target_recovers(sender, forw
 
     run_tasks()
     forward.refresh_from_db()
-    assert (forward.status, forward.last_status_code) == (DeliveryStatus.PENDING, 503)
+    assert (forward.status, forward.last_status_code) == (AttemptStatus.PENDING, 503)
     with time_machine.travel(forward.next_attempt_at + timedelta(seconds=1)):
         run_tasks()
 
     forward.refresh_from_db()
-    assert (forward.status, forward.attempts) == (DeliveryStatus.DELIVERED, 2)
+    assert (forward.status, forward.attempts) == (AttemptStatus.SUCCEEDED, 2)
     assert forward.notification == CRMNotification.objects.get()
     (_, failed), (request, ok) = forward_server.log
     assert (failed.status_code, ok.status_code) == (503, 200)

@@ -8,6 +8,7 @@ from django.test import Client
 from accounts.tests.factories import TEST_PASSWORD, FacilitatorFactory, UserFactory
 from bookings import services
 from bookings.models import Booking
+from conftest import run_tasks
 from events.tests.factories import EventFactory
 
 pytestmark = pytest.mark.django_db
@@ -208,6 +209,7 @@ def test_cancel_action_asks_for_confirmation_then_cancels_once(backoffice, mine)
         "/backoffice/events/event/", selection | {"confirm": "yes", "reason": "Venue closed"}
     )
     again = backoffice.post("/backoffice/events/event/", selection | {"confirm": "yes"})
+    run_tasks()  # the worker settles its bookings
 
     assert done.status_code == 302 and again.status_code == 302
     mine.refresh_from_db()

@@ -188,7 +188,13 @@ def paid_through_stripe(fake, event) -> Booking:
     """A booking paid as Stripe would report it (Checkout Session paid, payment intent known)."""
     booking = payments.book_with_checkout(user=UserFactory(), event_id=event.pk)
     session = fake.pay_session(booking.checkout_session_id)
-    return services.mark_paid(booking_id=booking.pk, payment_intent_id=session["payment_intent"])
+    services.record_checkout_payment(
+        booking_id=booking.pk,
+        session_id=session["id"],
+        payment_intent_id=session["payment_intent"],
+        paid_at=timezone.now(),
+    )
+    return Booking.objects.get(pk=booking.pk)
 
 
 @pytest.fixture
@@ -211,13 +217,29 @@ def test_cancel_refunds_paid_and_cancels_the_rest(stripe_on, callers, mixed_book
         f"/facilitator/cancel/{event.pk}", {"reason": "Teacher is ill"}, format="json"
     )
 
+    # The answer comes at once: the worker settles the bookings and makes the refunds.
     assert response.status_code == 200
     assert response.json() == {
         "event_id": event.pk,
         "status": "cancelled",
+        "refunded": 0,
+        "cancelled": 0,
+        "refunds_pending": 2,
+        "refund_failed": 0,
+        "to_settle": 4,
+    }
+    assert not stripe_on.calls("POST", "/v1/refunds")
+
+    run_tasks()
+
+    assert callers["owner"].post(f"/facilitator/cancel/{event.pk}").json() == {
+        "event_id": event.pk,
+        "status": "cancelled",
         "refunded": 2,
         "cancelled": 2,
+        "refunds_pending": 0,
         "refund_failed": 0,
+        "to_settle": 0,
     }
     refund_calls = stripe_on.calls("POST", "/v1/refunds")
     assert sorted(c.params["payment_intent"] for c in refund_calls) == sorted(
@@ -243,9 +265,12 @@ def test_cancel_refunds_paid_and_cancels_the_rest(stripe_on, callers, mixed_book
 
 def test_cancelling_again_is_safe_and_answers_the_same(stripe_on, callers, mixed_bookings):
     event, _ = mixed_bookings
+    callers["owner"].post(f"/facilitator/cancel/{event.pk}")
+    run_tasks()
     first = callers["owner"].post(f"/facilitator/cancel/{event.pk}").json()
 
     second = callers["owner"].post(f"/facilitator/cancel/{event.pk}")
+    run_tasks()
 
     assert second.status_code == 200
     assert second.json() == first
@@ -266,11 +291,13 @@ def test_refund_failure_is_recorded_and_retried(stripe_on, callers, owner):
     booking = paid_through_stripe(stripe_on, event)
     stripe_on.fail_next("POST", "/v1/refunds", status=500)
 
+    callers["owner"].post(f"/facilitator/cancel/{event.pk}")
+    run_tasks()
     summary = callers["owner"].post(f"/facilitator/cancel/{event.pk}").json()
 
-    assert (summary["refunded"], summary["refund_failed"]) == (0, 1)
+    assert (summary["refunded"], summary["refunds_pending"], summary["refund_failed"]) == (0, 1, 0)
     refund = Refund.objects.get(booking=booking)
-    assert refund.status == "failed" and "APIError" in refund.last_error
+    assert (refund.status, refund.failures) == ("pending", 1) and "APIError" in refund.last_error
     booking.refresh_from_db()
     assert (booking.status, booking.payment_status) == ("cancelled", "paid")
 
@@ -280,7 +307,7 @@ def test_refund_failure_is_recorded_and_retried(stripe_on, callers, owner):
     booking.refresh_from_db()
     assert booking.payment_status == "refunded"
     later = callers["owner"].post(f"/facilitator/cancel/{event.pk}").json()
-    assert (later["refunded"], later["refund_failed"]) == (1, 0)
+    assert (later["refunded"], later["refunds_pending"], later["refund_failed"]) == (1, 0, 0)
     assert len(stripe_on.calls("POST", "/v1/refunds")) == 2
 
 
@@ -291,6 +318,8 @@ def test_event_cancelled_before_it_starts_even_after_cutoff(stripe_on, callers, 
     )
     booking = paid_through_stripe(stripe_on, event)
 
+    callers["owner"].post(f"/facilitator/cancel/{event.pk}")
+    run_tasks()
     summary = callers["owner"].post(f"/facilitator/cancel/{event.pk}").json()
 
     assert summary["refunded"] == 1
