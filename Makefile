@@ -17,14 +17,16 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt | $(BIN)/python
 
 venv: $(VENV)/.installed
 
-# Development server and a task worker on SQLite with demo data. DEBUG defaults to on here only.
+# Development server, a task worker and the scheduler (sweep) on SQLite with demo data. DEBUG
+# defaults to on here only.
 run: export DEBUG ?= True
 run: venv
 	$(BIN)/python manage.py migrate --no-input
 	$(BIN)/python manage.py seed_demo
 	@echo "API:  http://$(HOST):$(PORT)/events   docs: http://$(HOST):$(PORT)/api/docs/   admin: http://$(HOST):$(PORT)/admin/"
 	@$(BIN)/python manage.py run_worker --interval 1 & worker=$$!; \
-	trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
+	$(BIN)/python manage.py sweep --every 60 >/dev/null & scheduler=$$!; \
+	trap 'kill $$worker $$scheduler 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)
 
 # The whole suite. SQLite unless DATABASE_URL points to PostgreSQL (then the

@@ -1,11 +1,11 @@
 from django.conf import settings
 from django.contrib.auth import password_validation
 from rest_framework import serializers
-from rest_framework.exceptions import AuthenticationFailed
-from rest_framework_simplejwt.serializers import TokenObtainPairSerializer, TokenRefreshSerializer
+from rest_framework_simplejwt.serializers import TokenObtainPairSerializer
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from accounts.models import Role, User
+from accounts.throttles import clear_login_attempts, count_login_attempt
 from ahoum.serializers import StrictCharField, StrictEmailField
 
 
@@ -75,25 +75,18 @@ class LoginSerializer(TokenObtainPairSerializer):
         return token
 
     def validate(self, attrs):
+        email = attrs[self.username_field]
+        # Too many failures for this email: 429 before any lookup (accounts/throttles.py).
+        count_login_attempt(email=email)
         data = super().validate(attrs)  # authenticates; unknown email or bad password → 401
+        clear_login_attempts(email=email)
         return token_pair(access=data["access"], refresh=data["refresh"])
 
 
-class RefreshSerializer(TokenRefreshSerializer):
-    """`{refresh_token}` → a new pair; the used refresh token is blacklisted (rotation)."""
+class RefreshSerializer(serializers.Serializer):
+    """`{refresh_token}`: POST /auth/refresh (`services.rotate_refresh_token`) → a new pair."""
 
-    refresh = None
-    access = None
     refresh_token = StrictCharField(write_only=True)
-
-    def validate(self, attrs):
-        try:
-            data = super().validate({"refresh": attrs["refresh_token"]})
-        except User.DoesNotExist as error:  # the account was deleted after the token was issued
-            raise AuthenticationFailed(
-                self.error_messages["no_active_account"], "no_active_account"
-            ) from error
-        return token_pair(access=data["access"], refresh=data["refresh"])
 
 
 class LogoutSerializer(serializers.Serializer):

@@ -1,9 +1,16 @@
 from django.contrib.auth.hashers import make_password
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from rest_framework import status
+from rest_framework_simplejwt.exceptions import TokenError
+from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
+from rest_framework_simplejwt.tokens import RefreshToken
+from rest_framework_simplejwt.utils import datetime_from_epoch
 
 from accounts.models import Role, User, normalize_email
+from accounts.throttles import clear_login_attempts
 from ahoum.db import service_transaction
 from ahoum.errors import DomainError
 
@@ -20,6 +27,13 @@ class WrongPassword(DomainError):
     code = "wrong_password"
     field = "current_password"
     default_detail = "The current password is missing or wrong."
+
+
+class NoActiveAccount(DomainError):
+    status_code = status.HTTP_401_UNAUTHORIZED
+    code = "no_active_account"
+    default_detail = "No active account found for the given token."
+    headers = {"WWW-Authenticate": 'Bearer realm="api"'}
 
 
 def register_user(*, email: str, password: str, name: str, role: str = Role.USER) -> User:
@@ -46,6 +60,7 @@ def set_password(*, user: User, new_password: str, current_password: str = "") -
         User.objects.filter(pk=user.pk).update(password=hashed)
         revoke_refresh_tokens(user=user)
     user.password = hashed
+    clear_login_attempts(email=user.email)  # the owner proved it: lift a login lockout
 
 
 def disable_password(*, user: User) -> bool:
@@ -70,3 +85,39 @@ def revoke_refresh_tokens(*, user: User) -> None:
     BlacklistedToken.objects.bulk_create(
         [BlacklistedToken(token=token) for token in outstanding], ignore_conflicts=True
     )
+
+
+def rotate_refresh_token(*, refresh_token: str) -> RefreshToken:
+    """Exchange `refresh_token` for a new refresh token (with the same claims) exactly once:
+    of concurrent exchanges of one token one wins, the others get `TokenError` (401).
+
+    The winner is the transaction that creates the old token's `BlacklistedToken`; only it
+    outstands the new token. Its one-to-one link to the `OutstandingToken` is unique: on
+    PostgreSQL a second insert waits for the first transaction to end, then fails and finds
+    the row; SQLite runs the (IMMEDIATE) transactions one after another. simplejwt's own
+    rotation cannot tell winner from loser (`blacklist()` is a get_or_create), so two
+    concurrent refreshes of one token each got a pair.
+    """
+    refresh = RefreshToken(refresh_token)  # signature, expiry, type; not blacklisted yet
+    user_id = refresh.payload.get(api_settings.USER_ID_CLAIM)
+    user = User.objects.filter(**{api_settings.USER_ID_FIELD: user_id}).first()
+    if user is None or not api_settings.USER_AUTHENTICATION_RULE(user):
+        raise NoActiveAccount()  # deleted or deactivated after the token was issued
+    with service_transaction():
+        outstanding, _created = OutstandingToken.objects.get_or_create(
+            jti=refresh[api_settings.JTI_CLAIM],
+            defaults={
+                "user": user,
+                "token": refresh_token,
+                "created_at": refresh.current_time,
+                "expires_at": datetime_from_epoch(refresh["exp"]),
+            },
+        )
+        _blacklisted, won = BlacklistedToken.objects.get_or_create(token=outstanding)
+        if not won:
+            raise TokenError(_("Token is blacklisted"))
+        refresh.set_jti()
+        refresh.set_exp()
+        refresh.set_iat()
+        refresh.outstand()
+    return refresh

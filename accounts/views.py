@@ -22,6 +22,7 @@ from accounts.serializers import (
     TokenPairSerializer,
     UserSerializer,
     issue_tokens,
+    token_pair,
 )
 from accounts.throttles import AuthRateThrottle
 from ahoum.errors import ErrorSerializer
@@ -54,6 +55,8 @@ class LoginView(TokenObtainPairView):
 
 
 class RefreshView(TokenRefreshView):
+    """A new pair for a refresh token, which is blacklisted: each token works once."""
+
     serializer_class = RefreshSerializer
     throttle_classes = [AuthRateThrottle]
 
@@ -63,7 +66,15 @@ class RefreshView(TokenRefreshView):
         tags=["auth"],
     )
     def post(self, request: Request, *args, **kwargs) -> Response:
-        return super().post(request, *args, **kwargs)
+        serializer = RefreshSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            refresh = services.rotate_refresh_token(
+                refresh_token=serializer.validated_data["refresh_token"]
+            )
+        except TokenError as error:
+            raise InvalidToken(error.args[0]) from error
+        return Response(token_pair(access=str(refresh.access_token), refresh=str(refresh)))
 
 
 class LogoutView(APIView):

@@ -112,7 +112,7 @@ def backoff(
         if row.attempts >= getattr(settings, max_attempts):
             return None
         delay = backoff_seconds(
-            row.failures or 1,
+            row.attempts,
             base_seconds=getattr(settings, base_seconds),
             max_seconds=getattr(settings, max_seconds),
         )
@@ -211,18 +211,32 @@ def record_failure(
     policy: Policy,
     retryable: bool = True,
     retry_after: float | None = None,
+    outcome_known: bool = True,
     **fields: Any,
 ) -> Row:
     """Attempt number `attempt` failed: schedule the next one (with its task), or give up.
 
-    Nothing changes if the row moved on meanwhile (a later attempt, success, or staff).
+    `outcome_known=False` (a timeout, a connection lost mid-call: the other side may have
+    acted) leaves `failures` as it is, so a kind keyed on it (a refund's idempotency key)
+    repeats the same request. Nothing changes if the row moved on meanwhile (a later
+    attempt, success, or staff), except that a row which gave up because this attempt's
+    lease ended without an outcome (at most once) is retried: it certainly did not happen.
     """
     now = timezone.now()
     with service_transaction():
         row = model.objects.select_for_update().get(pk=pk)
-        if row.status != AttemptStatus.RUNNING or row.attempts != attempt:
+        lost_then_failed = (
+            row.status == AttemptStatus.GAVE_UP
+            and not policy.repeat_lost_attempts
+            and outcome_known
+            and row.attempts == attempt
+        )
+        if (row.status != AttemptStatus.RUNNING and not lost_then_failed) or (
+            row.attempts != attempt
+        ):
             return row
-        row.failures += 1
+        if outcome_known:
+            row.failures += 1
         row.last_error = error[:MAX_ERROR_LENGTH]
         for name, value in fields.items():
             setattr(row, name, value)
@@ -232,9 +246,11 @@ def record_failure(
             return row
         row.status = AttemptStatus.PENDING
         row.next_attempt_at = retry_at
+        row.gave_up_at = None
         row.save(
             update_fields=[
-                "status", "failures", "last_error", "next_attempt_at", "updated_at", *fields
+                "status", "failures", "last_error", "next_attempt_at", "gave_up_at",
+                "updated_at", *fields,
             ]
         )  # fmt: skip
         policy.task.using(run_after=retry_at).enqueue(row.pk, row.attempts)

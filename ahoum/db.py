@@ -6,11 +6,25 @@ from contextlib import contextmanager
 from django.conf import settings
 from django.db import OperationalError, connection, transaction
 
-from ahoum.errors import Deadlock, TryAgain
+from ahoum.errors import Deadlock, StatementTimeout, TryAgain
 
 # PostgreSQL's lock_not_available; SQLite reports its busy timeout as "database is locked".
 LOCK_NOT_AVAILABLE = "55P03"
 DEADLOCK_DETECTED = "40P01"
+# query_canceled: statement_timeout (DATABASE_STATEMENT_TIMEOUT_MS) or pg_cancel_backend().
+QUERY_CANCELED = "57014"
+
+
+def database_timeout(error: OperationalError) -> TryAgain | None:
+    """The "try again" answer a database error means, if it is a timeout or a deadlock."""
+    sqlstate = getattr(error.__cause__, "sqlstate", None)
+    if sqlstate == LOCK_NOT_AVAILABLE or "database is locked" in str(error):
+        return TryAgain()
+    if sqlstate == DEADLOCK_DETECTED:
+        return Deadlock()
+    if sqlstate == QUERY_CANCELED:
+        return StatementTimeout()
+    return None
 
 
 @contextmanager
@@ -18,7 +32,8 @@ def service_transaction() -> Iterator[None]:
     """One durable transaction whose lock waits are bounded; a timeout becomes `TryAgain`.
 
     A deadlock PostgreSQL broke by rolling this transaction back becomes `Deadlock` (a
-    `TryAgain`, so a 503 unless the service tries again itself).
+    `TryAgain`, so a 503 unless the service tries again itself), and a statement cancelled by
+    the web processes' statement timeout `StatementTimeout` (a 503 too).
 
     Durable: a service is a whole operation and must not be nested inside another's
     transaction by accident. On PostgreSQL `SET LOCAL lock_timeout` bounds how long a
@@ -31,9 +46,7 @@ def service_transaction() -> Iterator[None]:
                     cursor.execute(f"SET LOCAL lock_timeout = {int(settings.LOCK_TIMEOUT_MS)}")
             yield
     except OperationalError as error:
-        sqlstate = getattr(error.__cause__, "sqlstate", None)
-        if sqlstate == LOCK_NOT_AVAILABLE or "database is locked" in str(error):
-            raise TryAgain() from error
-        if sqlstate == DEADLOCK_DETECTED:
-            raise Deadlock() from error
-        raise
+        timeout = database_timeout(error)
+        if timeout is None:
+            raise
+        raise timeout from error

@@ -12,6 +12,7 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import OperationalError
 from django.http import Http404, HttpRequest, JsonResponse
 from django.views import defaults
 from rest_framework import exceptions, serializers, status
@@ -52,6 +53,34 @@ class Deadlock(TryAgain):
     """
 
 
+class StatementTimeout(TryAgain):
+    """A database statement ran past DATABASE_STATEMENT_TIMEOUT_MS and PostgreSQL cancelled it.
+
+    The statement did nothing (its transaction was rolled back); the database is slow or a
+    lock is held too long, so trying again a little later may succeed.
+    """
+
+    code = "timeout"
+    default_detail = "The database took too long to answer. Please try again in a moment."
+    headers = {"Retry-After": "5"}
+
+
+class RequestTimedOut(DomainError):
+    """The request ran into the web server's worker timeout and was stopped where it was.
+
+    Raised by gunicorn.conf.py's `worker_abort` hook, so the answer is this JSON 503 instead of
+    gunicorn's HTML page. Unlike `StatementTimeout`, parts of the request may have committed.
+    """
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    code = "timeout"
+    default_detail = (
+        "The request took too long and was stopped; part of it may have been done. "
+        "Check before repeating it."
+    )
+    headers = {"Retry-After": "5"}
+
+
 class ErrorSerializer(serializers.Serializer):
     """The error body, for the OpenAPI schema."""
 
@@ -72,6 +101,9 @@ def error_body(code: str, detail: str, fields: Any = None) -> dict[str, Any]:
 
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, StatementTimeout):
+        # Operators tune DATABASE_STATEMENT_TIMEOUT_MS (or the query) from these lines.
+        logger.warning("a database statement ran past the statement timeout and was cancelled")
     if isinstance(exc, DomainError):
         fields = {exc.field: [str(exc.detail)]} if exc.field else None
         body = error_body(exc.code, str(exc.detail), fields)
@@ -84,6 +116,16 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied(*exc.args)
+
+    if isinstance(exc, OperationalError):
+        # A statement timeout outside a service's transaction (a list, a read); inside one,
+        # service_transaction() already turned it into StatementTimeout. ahoum.db imports
+        # this module, hence the import here.
+        from ahoum.db import database_timeout
+
+        timeout = database_timeout(exc)
+        if timeout is not None:
+            return api_exception_handler(timeout, context)
 
     if isinstance(exc, DjangoValidationError):
         # A model's full_clean() in a service: same answer as a serializer's validation.

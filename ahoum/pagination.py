@@ -1,3 +1,5 @@
+import re
+
 from rest_framework import pagination
 from rest_framework.exceptions import ValidationError
 
@@ -14,7 +16,8 @@ class PageNumberPagination(pagination.PageNumberPagination):
 
     def get_page_size(self, request):
         raw = request.query_params.get(self.page_size_query_param)
-        if raw is not None and (not raw.isdigit() or int(raw) < 1):
+        # ASCII digits only: str.isdigit() also accepts "²", which int() refuses (a 500).
+        if raw is not None and (not re.fullmatch(r"[0-9]{1,6}", raw) or int(raw) < 1):
             raise ValidationError({self.page_size_query_param: ["Use a whole number from 1."]})
         return super().get_page_size(request)
 

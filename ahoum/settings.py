@@ -59,6 +59,7 @@ INSTALLED_APPS = [
     "allauth.socialaccount",
     "allauth.socialaccount.providers.google",
     "django_filters",
+    "corsheaders",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_tasks",
@@ -75,10 +76,14 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "ahoum.logs.RequestLogMiddleware",
+    # Before anything that can answer (CommonMiddleware, whitenoise), so those answers carry
+    # the CORS headers too; it answers preflight requests itself.
+    "corsheaders.middleware.CorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    "ahoum.parsers.NestingLimitMiddleware",  # dj-stripe's webhook parses JSON its own way
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -111,6 +116,13 @@ TEMPLATES = [
 
 # --- Database -----------------------------------------------------------------------------
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+# Longest one SQL statement may run, in milliseconds (PostgreSQL's statement_timeout); the
+# request then answers 503 `timeout`. 0: no limit. gunicorn.conf.py sets it in web processes
+# (WEB_STATEMENT_TIMEOUT_MS, well under the worker timeout); the task worker, the scheduler and
+# migrations, whose statements may rightly run longer, have no limit unless it is set for them.
+DATABASE_STATEMENT_TIMEOUT_MS = env.int("DATABASE_STATEMENT_TIMEOUT_MS", default=0)
+if DATABASE_STATEMENT_TIMEOUT_MS < 0:
+    raise ImproperlyConfigured("DATABASE_STATEMENT_TIMEOUT_MS must be 0 (no limit) or more.")
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets readers run beside the writer; IMMEDIATE takes the write lock at BEGIN so
     # concurrent writers queue on busy_timeout instead of failing with "database is locked"
@@ -123,10 +135,19 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # Added to what DATABASE_URL's query string sets (sslmode=require, ...).
+    database_options = DATABASES["default"].setdefault("OPTIONS", {})
     if env.bool("DATABASE_PREPARED_STATEMENTS", default=True):
         # Server-side binding lets psycopg prepare a statement the 5th time a connection runs
         # it; PostgreSQL then skips parsing and planning it (bench/README.md).
-        DATABASES["default"]["OPTIONS"] = {"server_side_binding": True, "prepare_threshold": 5}
+        database_options.update({"server_side_binding": True, "prepare_threshold": 5})
+    if DATABASE_STATEMENT_TIMEOUT_MS:
+        # A libpq startup option: every connection has it before its first query. (Behind
+        # PgBouncer, which refuses or drops startup options, set statement_timeout on the web
+        # processes' database role instead, and this to 0.)
+        startup = database_options.get("options", "")
+        statement_timeout = f"-c statement_timeout={DATABASE_STATEMENT_TIMEOUT_MS}"
+        database_options["options"] = f"{startup} {statement_timeout}".strip()
 # Transactions belong to services (see CONVENTIONS.md), not to requests.
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -197,8 +218,12 @@ SESSION_COOKIE_SECURE = not DEBUG
 CSRF_COOKIE_SECURE = not DEBUG
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
-# Clients behind this many proxies: DRF throttles use the right X-Forwarded-For entry.
-NUM_PROXIES = env.int("NUM_PROXIES", default=0) or None
+# Clients behind this many proxies: DRF throttles take the address the nearest proxy appended
+# to X-Forwarded-For. 0 (no proxy): the header is ignored, the connection's address counts.
+# Never None: DRF would then trust the whole header, which the client writes.
+NUM_PROXIES = env.int("NUM_PROXIES", default=0)
+if NUM_PROXIES < 0:
+    raise ImproperlyConfigured("NUM_PROXIES must be 0 (no proxy in front) or more.")
 
 # --- REST framework -------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -208,7 +233,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticatedOrReadOnly"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"]
     + (["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG else []),
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # JSON with bounded nesting (ahoum/parsers.py): a too deeply nested body is a 400.
+    "DEFAULT_PARSER_CLASSES": ["ahoum.parsers.JSONParser"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "ahoum.pagination.PageNumberPagination",
     "PAGE_SIZE": 20,
@@ -219,6 +245,14 @@ REST_FRAMEWORK = {
 }
 # Login and registration attempts per client address (DRF rate syntax: N/second|minute|hour).
 AUTH_THROTTLE_RATE = env.str("AUTH_THROTTLE_RATE", default="20/minute")
+# Per account, whatever the address: after LOGIN_FAILURE_LIMIT failed logins for one email
+# within LOGIN_FAILURE_WINDOW_MINUTES of the first, its logins are answered 429 until that
+# window ends, for unknown emails alike. A successful login or a password change starts over.
+# Counted in the default cache (accounts/throttles.py): set REDIS_URL to share it.
+LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=10)
+LOGIN_FAILURE_WINDOW_MINUTES = env.int("LOGIN_FAILURE_WINDOW_MINUTES", default=15)
+if LOGIN_FAILURE_LIMIT < 1 or LOGIN_FAILURE_WINDOW_MINUTES < 1:
+    raise ImproperlyConfigured("LOGIN_FAILURE_LIMIT and LOGIN_FAILURE_WINDOW_MINUTES must be 1+.")
 
 ACCESS_TOKEN_LIFETIME = timedelta(minutes=env.int("ACCESS_TOKEN_MINUTES", default=15))
 SIMPLE_JWT = {
@@ -303,6 +337,23 @@ SOCIALACCOUNT_AUTO_SIGNUP = True
 # Google's own access token is not used after sign-in: do not keep it.
 SOCIALACCOUNT_STORE_TOKENS = False
 
+# --- CORS (django-cors-headers) ----------------------------------------------------------
+# Front-end origins (scheme://host[:port]) whose pages may call the API from a browser; by
+# default the same as GOOGLE_LOGIN_REDIRECT_ALLOWED_ORIGINS. Never a wildcard. Tokens travel in
+# the Authorization header, not cookies, so no credentials mode.
+CORS_ALLOWED_ORIGINS = env.list(
+    "CORS_ALLOWED_ORIGINS", default=GOOGLE_LOGIN_REDIRECT_ALLOWED_ORIGINS
+)
+if any("*" in origin for origin in CORS_ALLOWED_ORIGINS):
+    raise ImproperlyConfigured("CORS_ALLOWED_ORIGINS lists origins; a wildcard is not allowed.")
+CORS_ALLOW_METHODS = ("DELETE", "GET", "OPTIONS", "PATCH", "POST", "PUT")
+CORS_ALLOW_HEADERS = ("authorization", "content-type", "idempotency-key")
+# Readable by the front end's scripts: when to retry (429, 503) and the id to quote in a report.
+CORS_EXPOSE_HEADERS = ("Retry-After", "X-Request-ID")
+# The API only: not the admin or the back office (staff pages, cookie sessions), nor the Stripe
+# webhook (called by Stripe's servers, never a browser).
+CORS_URLS_REGEX = r"^/(?!(admin|backoffice|stripe)(/|$))"
+
 # --- Bookings -------------------------------------------------------------------------------
 DEFAULT_CURRENCY = env.str("DEFAULT_CURRENCY", default="EUR").upper()
 # How long a pending booking of a paid event holds its seat while the person pays.
@@ -322,6 +373,14 @@ CANCELLATION_CUTOFF_HOURS = env.int("CANCELLATION_CUTOFF_HOURS", default=24)
 REFUND_MAX_ATTEMPTS = env.int("REFUND_MAX_ATTEMPTS", default=8)
 REFUND_RETRY_BASE_SECONDS = env.float("REFUND_RETRY_BASE_SECONDS", default=60)
 REFUND_RETRY_MAX_DELAY_SECONDS = env.float("REFUND_RETRY_MAX_DELAY_SECONDS", default=6 * 3600)
+# A verified Stripe event is applied by the worker, retried the same way after any failure (a
+# lock held too long, the database gone), at most STRIPE_EVENT_MAX_ATTEMPTS tries; then staff
+# see a payment issue.
+STRIPE_EVENT_MAX_ATTEMPTS = env.int("STRIPE_EVENT_MAX_ATTEMPTS", default=20)
+STRIPE_EVENT_RETRY_BASE_SECONDS = env.float("STRIPE_EVENT_RETRY_BASE_SECONDS", default=10)
+STRIPE_EVENT_RETRY_MAX_DELAY_SECONDS = env.float(
+    "STRIPE_EVENT_RETRY_MAX_DELAY_SECONDS", default=3600
+)
 
 # --- Background tasks (Django's Tasks API via django-tasks, stored in the database) ---------
 # A task enqueued inside a service's transaction is committed or rolled back with it.
@@ -335,6 +394,13 @@ STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")
 STRIPE_TIMEOUT_SECONDS = env.float("STRIPE_TIMEOUT_SECONDS", default=30)
 if not 0 < STRIPE_TIMEOUT_SECONDS <= 600:
     raise ImproperlyConfigured("STRIPE_TIMEOUT_SECONDS must be between 0 and 600.")
+# Times the Stripe client repeats a call that failed on the network, with a 409 or a 5xx (same
+# idempotency key; stripe-python's default is 2). Web processes get gunicorn.conf.py's values
+# instead (WEB_STRIPE_TIMEOUT_SECONDS, no repeat), so a request's Stripe call ends before the
+# worker timeout; these apply to the task worker (refunds) and management commands.
+STRIPE_MAX_NETWORK_RETRIES = env.int("STRIPE_MAX_NETWORK_RETRIES", default=2)
+if not 0 <= STRIPE_MAX_NETWORK_RETRIES <= 10:
+    raise ImproperlyConfigured("STRIPE_MAX_NETWORK_RETRIES must be between 0 and 10.")
 if STRIPE_SECRET_KEY in {"your-stripe-secret"}:
     STRIPE_SECRET_KEY = ""  # the .env.example placeholder: payments stay off
 STRIPE_KEY_PATTERN = r"(sk|rk)_(test|live)_[A-Za-z0-9]{24,}"  # what dj-stripe accepts
@@ -368,7 +434,8 @@ CHECKOUT_CANCEL_URL = env.str(
 CRM_WEBHOOK_URL = env.str(
     "CRM_WEBHOOK_URL", default="http://127.0.0.1:8000/crm/webhook" if DEBUG else ""
 )
-# Shared with the receiver: the bearer token both ways, and the signing key.
+# The bearer token Ahoum sends and the key it signs with; the receiver's too, unless
+# CRM_INBOUND_SECRET (below) is set.
 CRM_WEBHOOK_SECRET = env.str("CRM_WEBHOOK_SECRET", default="")
 EXAMPLE_CRM_WEBHOOK_SECRETS = {"crmsecrettoken"}
 if DEBUG:
@@ -388,6 +455,14 @@ CRM_RETRY_MAX_DELAY_SECONDS = env.float("CRM_RETRY_MAX_DELAY_SECONDS", default=3
 CRM_WEBHOOK_MAX_BYTES = env.int("CRM_WEBHOOK_MAX_BYTES", default=65536)
 # Refuse unsigned notifications (403) once every sender signs them.
 CRM_WEBHOOK_REQUIRE_SIGNATURE = env.bool("CRM_WEBHOOK_REQUIRE_SIGNATURE", default=False)
+# The receiver's own secret: the bearer token it accepts and the key it verifies signatures
+# with (only a valid, fresh signature marks a booking paid). Empty: CRM_WEBHOOK_SECRET, one
+# secret both ways. Set another one in production: every notification sent out carries
+# CRM_WEBHOOK_SECRET as its bearer token, so whoever sees one could sign payments with it
+# (`manage.py check --deploy` warns, crm.W001).
+CRM_INBOUND_SECRET = env.str("CRM_INBOUND_SECRET", default="")
+if not DEBUG and CRM_INBOUND_SECRET in EXAMPLE_CRM_WEBHOOK_SECRETS:
+    raise ImproperlyConfigured("CRM_INBOUND_SECRET is the example value; set a random one.")
 # Received notifications are forwarded here (empty: not forwarded) with
 # `Authorization: Bearer <CRM_FORWARD_TOKEN>`. FORWARD_FLASK_URL/_TOKEN are the original names.
 CRM_FORWARD_URL = env.str("CRM_FORWARD_URL", default=env.str("FORWARD_FLASK_URL", default=""))

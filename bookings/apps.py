@@ -18,6 +18,8 @@ class BookingsConfig(AppConfig):
         stripe.default_http_client = stripe.new_default_http_client(
             timeout=settings.STRIPE_TIMEOUT_SECONDS
         )
+        # Retries repeat the same idempotency key; web processes get none (gunicorn.conf.py).
+        stripe.max_network_retries = settings.STRIPE_MAX_NETWORK_RETRIES
         if settings.STRIPE_API_BASE:
             # A local fake (tests, end-to-end runs); dj-stripe's STRIPE_API_HOST would be
             # applied only once at import and warns when DEBUG is off.

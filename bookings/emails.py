@@ -5,7 +5,7 @@ Building only: nothing here writes to the database or sends. Queueing and sendin
 for the confirmation email and `GET /bookings/{id}/calendar.ics`.
 """
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from email.mime.text import MIMEText
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
@@ -26,13 +26,20 @@ from bookings.models import (
     EmailRecipient,
     PaymentStatus,
 )
-from events.models import Event
+from events.models import LONGEST_EVENT, Event, attendee_timezones
 
 PRODUCT_NAME = "Ahoum"
 PRODID = "-//Ahoum//Bookings//EN"
 
 # The attendee's participation, by the event's STATUS in the invite.
 PARTICIPATION = {"CONFIRMED": "ACCEPTED", "TENTATIVE": "TENTATIVE", "CANCELLED": "DECLINED"}
+
+# An invite carries the zone's rules from a year before the event to a year after it.
+VTIMEZONE_MARGIN = timedelta(days=366)
+# The moments whose conversion to any zone (offsets stay within a day) and whose VTIMEZONE
+# margin stay inside the years 1 to 9999 that Python's datetime can hold.
+_SHOWABLE_FROM = datetime.min.replace(tzinfo=UTC) + VTIMEZONE_MARGIN + timedelta(days=2)
+_SHOWABLE_UNTIL = datetime.max.replace(tzinfo=UTC) - VTIMEZONE_MARGIN - timedelta(days=2)
 
 SUBJECTS = {
     EmailKind.CONFIRMED: "Your booking for {title} is confirmed",
@@ -123,7 +130,7 @@ def invite(*, booking: Booking, method: str, status: str, sequence: int, stamp: 
     """
     event, user = booking.event, booking.user
     facilitator = event.facilitator
-    zone = ZoneInfo(event.timezone)
+    zone = _shown_in(event)
 
     organizer = vCalAddress(f"mailto:{facilitator.email}")
     organizer.params["CN"] = facilitator.name or facilitator.email
@@ -157,11 +164,12 @@ def invite(*, booking: Booking, method: str, status: str, sequence: int, stamp: 
     calendar.add("version", "2.0")
     calendar.add("method", method)
     calendar.add_component(calendar_event)
-    # VTIMEZONE with the zone's rules around the event only (not 1970-2038).
-    calendar.add_missing_timezones(
-        first_date=event.starts_at.date() - timedelta(days=366),
-        last_date=event.ends_at.date() + timedelta(days=366),
-    )
+    if zone is not UTC:
+        # VTIMEZONE with the zone's rules around the event only (not 1970-2038).
+        calendar.add_missing_timezones(
+            first_date=event.starts_at.date() - VTIMEZONE_MARGIN,
+            last_date=event.ends_at.date() + VTIMEZONE_MARGIN,
+        )
     return calendar.to_ical()
 
 
@@ -175,14 +183,35 @@ def booking_url(booking: Booking) -> str:
 
 def when(event: Event) -> str:
     """The event's times in its own time zone: "Monday 1 March 2027, 18:00 to 20:00 CET (...)"."""
-    zone = ZoneInfo(event.timezone)
+    zone = _shown_in(event)
     start, end = event.starts_at.astimezone(zone), event.ends_at.astimezone(zone)
     end_format = "H:i" if start.date() == end.date() else "l j F Y, H:i"
     text = f"{dateformat.format(start, 'l j F Y, H:i')} to {dateformat.format(end, end_format)}"
+    if zone is UTC:
+        return f"{text} UTC"
     return f"{text} {start.tzname()} ({event.timezone})"
 
 
 # --- internals ------------------------------------------------------------------------------
+
+
+def _shown_in(event: Event) -> tzinfo:
+    """The zone an invite and an email show the event in: its own, or UTC when it cannot be.
+
+    UTC for a row that validation (events.models) would refuse today: a zone that is no
+    attendee's (an old row, or one written around validation), a date at an end of the
+    calendar, or a length beyond LONGEST_EVENT (centuries of VTIMEZONE rules). The times stay
+    right, calendars show UTC in the reader's own zone, and building never fails: a failed
+    build was a 500 on calendar.ics and an email retried until it gave up.
+    """
+    if (
+        event.timezone in attendee_timezones()
+        and event.starts_at >= _SHOWABLE_FROM
+        and event.ends_at <= _SHOWABLE_UNTIL
+        and event.ends_at - event.starts_at <= LONGEST_EVENT
+    ):
+        return ZoneInfo(event.timezone)
+    return UTC
 
 
 def _context(booking: Booking, audit: BookingAudit, email: BookingEmail) -> dict:

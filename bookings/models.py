@@ -217,12 +217,35 @@ class Refund(Attempted):
         return f"ahoum-refund-{self.pk}-{self.failures + 1}"
 
 
+class StripeEventReceipt(Attempted):
+    """A verified Stripe event (stored by dj-stripe) to apply to its booking, until it is.
+
+    Written by the webhook's receiver in dj-stripe's own transaction, with its first
+    attempt's task: once Stripe has its 200, the event is applied (or staff see why not) even
+    if that task fails (a lock held too long, the database gone) or its worker dies.
+    Applying is idempotent, so a repeat changes nothing.
+    """
+
+    stripe_event_id = models.CharField(max_length=255, unique=True)
+    event_type = models.CharField(max_length=100)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["status", "next_attempt_at"], name="stripe_event_due_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} {self.stripe_event_id} ({self.status})"
+
+
 class PaymentIssueKind(models.TextChoices):
     AMOUNT_MISMATCH = "amount_mismatch", "Paid amount differs from the booking"
     UNKNOWN_BOOKING = "unknown_booking", "Payment for an unknown booking"
     REFUND_FAILING = "refund_failing", "Refund failed: refund by hand"
     DUPLICATE_PAYMENT = "duplicate_payment", "Paid twice: the extra payment is refunded"
     OVERBOOKED = "overbooked", "Paid in time but confirmed over capacity"
+    STRIPE_EVENT_FAILED = "stripe_event_failed", "A Stripe event could not be applied"
 
 
 class PaymentIssue(models.Model):

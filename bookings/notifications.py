@@ -1,10 +1,9 @@
 """Booking emails: queued with the change that owes them, sent by a task, never twice.
 
 Queueing. `booking_changed` is sent inside every booking change's transaction; the receiver
-here enqueues one task for a change that owes emails, which commits or rolls back with the
-change. The task writes one `BookingEmail` row per email (addressed when it runs, seconds
-later) and one task per email for its first attempt. No mail is sent, nor any row written
-for it, inside a request or a lock.
+here writes one `BookingEmail` row per email the change owes, and one task per email for its
+first attempt, all committed or rolled back with the change. No mail is sent inside a
+request or a lock.
 
 Sending (`send_email`, the task) goes through the shared attempt mechanism
 (`ahoum.attempts`): claim the next attempt in a short transaction (`running`, with a lease and
@@ -29,6 +28,7 @@ import logging
 from datetime import timedelta
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.dispatch import receiver
 from django.utils import timezone
 
@@ -37,6 +37,8 @@ from ahoum.db import service_transaction
 from bookings import emails, tasks
 from bookings.models import Booking, BookingAudit, BookingEmail, EmailRecipient
 from bookings.signals import booking_changed
+
+User = get_user_model()
 
 logger = logging.getLogger(__name__)
 
@@ -47,64 +49,69 @@ def queue_booking_emails(sender, booking: Booking, audit: BookingAudit, **kwargs
     queue_emails(booking=booking, audit=audit)
 
 
-def queue_emails(*, booking: Booking, audit: BookingAudit) -> None:
-    """Enqueue the emails one booking transition owes. Call inside that change's transaction.
+def queue_emails(*, booking: Booking, audit: BookingAudit) -> list[BookingEmail]:
+    """Write the emails one booking transition owes, each with its first attempt's task.
 
-    Only the task is written here; it commits or rolls back with the change, and it writes
-    the email rows itself (`write_owed_emails`) before their first attempts. So the request,
-    inside the event's row lock, pays one INSERT and no address lookups.
+    Call inside that change's transaction: the rows and tasks commit with the change or not
+    at all, so an email owed always exists as a row (which the sweep and staff can see), even
+    if its task is lost. One address query for both recipients.
     """
-    if emails.emails_for_change(audit):
-        tasks.send_transition_emails.enqueue(booking.pk, audit.version)
+    owed = emails.emails_for_change(audit)
+    if not owed:
+        return []
+    addresses = dict(
+        User.objects.filter(pk__in=[booking.user_id, booking.facilitator_id]).values_list(
+            "pk", "email"
+        )
+    )
+    now = timezone.now()
+    # The unique constraint keeps one row per transition and recipient: the signal seen twice
+    # inserts nothing more (and its spare tasks do nothing).
+    BookingEmail.objects.bulk_create(
+        [
+            BookingEmail(
+                booking=booking,
+                audit_version=audit.version,
+                recipient_kind=recipient_kind,
+                kind=kind,
+                to_email=addresses.get(
+                    booking.user_id
+                    if recipient_kind == EmailRecipient.ATTENDEE
+                    else booking.facilitator_id,
+                    "",
+                ),
+                next_attempt_at=now,
+                created_at=now,
+            )
+            for recipient_kind, kind in owed
+        ],
+        ignore_conflicts=True,
+    )
+    rows = list(BookingEmail.objects.filter(booking=booking, audit_version=audit.version))
+    for email in rows:
+        if email.attempts == 0:
+            attempts.schedule(email, POLICY)
+    return rows
 
 
 def send_transition_emails(*, booking_id: int, audit_version: int) -> list[int]:
-    """Write the rows one transition owes and enqueue each one's first attempt; their ids.
+    """Write the rows one transition owes, if missing, with their tasks; their ids.
 
-    One task per email, committed with the rows: a worker that dies while sending one email
-    leaves the others' tasks standing (and the one it was sending has its lease, `send_email`).
+    The rows are now written with the change itself (`queue_emails`); this runs only the
+    `send_transition_emails` tasks enqueued before that, so none of their emails is lost.
     """
     with service_transaction():
-        write_owed_emails(booking_id=booking_id, audit_version=audit_version)
-        owed = BookingEmail.objects.filter(booking_id=booking_id, audit_version=audit_version)
-        ids = list(owed.order_by("pk").values_list("pk", flat=True))
-        for email in owed.filter(attempts=0):
-            attempts.schedule(email, POLICY)
-    return ids
-
-
-def write_owed_emails(*, booking_id: int, audit_version: int) -> None:
-    """One `BookingEmail` row per email the transition owes, addressed as of now.
-
-    The unique constraint keeps one row per transition and recipient: a task run again (or
-    a signal seen twice, which enqueues a second task) inserts nothing, and `send_email`
-    never repeats an attempt made or claimed.
-    """
-    audit = (
-        BookingAudit.objects.select_related("booking__user", "booking__facilitator")
-        .filter(booking_id=booking_id, version=audit_version)
-        .first()
-    )
-    if audit is None:  # the booking was deleted since
-        return
-    booking, now = audit.booking, timezone.now()
-    rows = [
-        BookingEmail(
-            booking=booking,
-            audit_version=audit_version,
-            recipient_kind=recipient_kind,
-            kind=kind,
-            to_email=(
-                booking.user.email
-                if recipient_kind == EmailRecipient.ATTENDEE
-                else booking.facilitator.email
-            ),
-            next_attempt_at=now,
-            created_at=now,
+        audit = (
+            BookingAudit.objects.select_related("booking")
+            .filter(booking_id=booking_id, version=audit_version)
+            .first()
         )
-        for recipient_kind, kind in emails.emails_for_change(audit)
-    ]
-    BookingEmail.objects.bulk_create(rows, ignore_conflicts=True)
+        if audit is None:  # the booking was deleted since
+            return []
+        owed = BookingEmail.objects.filter(booking_id=booking_id, audit_version=audit_version)
+        if not owed.exists():
+            queue_emails(booking=audit.booking, audit=audit)
+        return list(owed.order_by("pk").values_list("pk", flat=True))
 
 
 def send_email(*, email_id: int, after_attempts: int) -> str:

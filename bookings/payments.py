@@ -13,6 +13,7 @@ from django.conf import settings
 from django.utils import timezone
 from djstripe.models import Event as StripeEvent
 
+from ahoum import attempts
 from bookings import services, tasks
 from bookings.exceptions import (
     NotPayable,
@@ -20,7 +21,14 @@ from bookings.exceptions import (
     PaymentProviderUnavailable,
     PaymentsNotConfigured,
 )
-from bookings.models import Booking, Payment, PaymentIssueKind, PaymentStatus
+from bookings.models import (
+    Booking,
+    Payment,
+    PaymentIssue,
+    PaymentIssueKind,
+    PaymentStatus,
+    StripeEventReceipt,
+)
 from bookings.money import minor_units
 
 logger = logging.getLogger(__name__)
@@ -142,6 +150,57 @@ def _session_params(booking: Booking, expires_at: datetime) -> dict:
 # --- Webhook outcomes -------------------------------------------------------------------------
 
 
+def receive_stripe_event(*, event_id: str, event_type: str) -> None:
+    """Owe the application of a verified Stripe event: a receipt and its first attempt's task.
+
+    Call inside dj-stripe's transaction that stores the event. Once per event id.
+    """
+    receipt, created = StripeEventReceipt.objects.get_or_create(
+        stripe_event_id=event_id,
+        defaults={"event_type": event_type, "next_attempt_at": timezone.now()},
+    )
+    if created:
+        attempts.schedule(receipt, EVENT_POLICY)
+
+
+def attempt_stripe_event(*, receipt_id: int, after_attempts: int) -> str:
+    """Apply a received event, unless another task did; retried after any failure."""
+    receipt = attempts.claim(
+        StripeEventReceipt, receipt_id, after_attempts=after_attempts, policy=EVENT_POLICY
+    )
+    if receipt is None:
+        status = StripeEventReceipt.objects.filter(pk=receipt_id).values_list("status", flat=True)
+        return status.first() or "missing"
+    try:
+        apply_stripe_event(event_id=receipt.stripe_event_id)
+    except Exception as error:  # a lock held too long, a deadlock, the database gone...
+        logger.warning("stripe event %s not applied: %r", receipt.stripe_event_id, error)
+        return attempts.record_failure(
+            StripeEventReceipt,
+            receipt.pk,
+            attempt=receipt.attempts,
+            error=f"{type(error).__name__}: {error}",
+            policy=EVENT_POLICY,
+        ).status
+    return attempts.record_success(StripeEventReceipt, receipt.pk).status
+
+
+def _event_lease() -> timedelta:
+    # Applying is a few short transactions, each bounded by LOCK_TIMEOUT_MS.
+    return timedelta(seconds=60 + 10 * settings.LOCK_TIMEOUT_MS / 1000)
+
+
+def _flag_event_for_staff(receipt: StripeEventReceipt) -> None:
+    PaymentIssue.objects.create(
+        kind=PaymentIssueKind.STRIPE_EVENT_FAILED,
+        detail=(
+            f"Stripe event {receipt.stripe_event_id} ({receipt.event_type}) could not be "
+            f"applied after {receipt.attempts} attempts: {receipt.last_error}"
+        ),
+        stripe_object_id=receipt.stripe_event_id,
+    )
+
+
 def apply_stripe_event(*, event_id: str) -> None:
     """Apply one verified, stored Stripe event to its booking. Safe to run more than once."""
     event = StripeEvent.objects.get(id=event_id)
@@ -241,6 +300,17 @@ EVENT_HANDLERS = {
     "checkout.session.expired": _session_failed,
     "charge.refunded": _charge_refunded,
 }
+
+EVENT_POLICY = attempts.Policy(
+    task=tasks.attempt_stripe_event,
+    lease=_event_lease,
+    next_attempt=attempts.backoff(
+        max_attempts="STRIPE_EVENT_MAX_ATTEMPTS",
+        base_seconds="STRIPE_EVENT_RETRY_BASE_SECONDS",
+        max_seconds="STRIPE_EVENT_RETRY_MAX_DELAY_SECONDS",
+    ),
+    on_give_up=_flag_event_for_staff,
+)
 
 
 # --- Sessions no longer payable -------------------------------------------------------------

@@ -117,6 +117,13 @@ def attempt_refund(*, refund_id: int, after_attempts: int) -> Refund:
 
 
 def _failed(refund: Refund, error: Exception) -> Refund:
+    """Record a failed attempt. Only an answer from Stripe is a known failure, after which the
+    next attempt gets a new idempotency key (Stripe keeps a key's result, errors included). A
+    timeout, a lost connection or our own error may have left the refund made: the next
+    attempt repeats the same key, and Stripe answers with what it did."""
+    answered = isinstance(error, stripe.StripeError) and not isinstance(
+        error, stripe.APIConnectionError
+    )
     message = getattr(error, "user_message", None) or str(error)
     logger.warning("refund %s attempt %s failed: %r", refund.pk, refund.attempts, error)
     return attempts.record_failure(
@@ -125,6 +132,7 @@ def _failed(refund: Refund, error: Exception) -> Refund:
         attempt=refund.attempts,
         error=f"{type(error).__name__}: {message}",
         policy=POLICY,
+        outcome_known=answered,
     )
 
 

@@ -137,7 +137,9 @@ def _book_lock_first(*, user, event_id: int) -> Booking:
             raise EventNotFound()
         _check_bookable(event, user.pk, now)
 
-        mine = Booking.objects.select_for_update().filter(user=user, event=event).active()
+        mine = (
+            Booking.objects.select_for_update(no_key=True).filter(user=user, event=event).active()
+        )
         for booking in mine:
             if booking.holds_seat(now):
                 raise AlreadyBooked(booking_id=booking.pk)
@@ -242,7 +244,10 @@ def settle_cancelled_event(*, event_id: int, by_id: int | None = None, limit: in
             return 0
         reason = event.cancellation_reason
         batch = (
-            Booking.objects.select_for_update().filter(event=event).active().order_by("pk")[:limit]
+            Booking.objects.select_for_update(no_key=True)
+            .filter(event=event)
+            .active()
+            .order_by("pk")[:limit]
         )
         cancelled = 0
         for booking in batch:
@@ -336,6 +341,8 @@ def record_checkout_payment(
         )
         if payment.settles_booking:
             booking.payment_intent_id = payment_intent_id
+            if booking.checkout_session_id != session_id:
+                _expire_open_checkout(booking)  # a renewed hold's session: no longer payable
             _settle(
                 booking,
                 payment=payment,
@@ -370,7 +377,11 @@ def refund_succeeded(*, refund_id: int, stripe_refund_id: str) -> Refund:
             .select_related("payment")
             .get(pk=refund_id)
         )
-        attempts.succeed(refund, now=now, stripe_refund_id=stripe_refund_id)
+        succeeded_now = attempts.succeed(refund, now=now, stripe_refund_id=stripe_refund_id)
+        if not succeeded_now and stripe_refund_id and not refund.stripe_refund_id:
+            # charge.refunded got here first: keep Stripe's id of the refund all the same.
+            refund.stripe_refund_id = stripe_refund_id
+            refund.save(update_fields=["stripe_refund_id", "updated_at"])
         settling = refund.payment is None or refund.payment.settles_booking
         if settling and booking.payment_status == PaymentStatus.PAID:
             _refunded(booking, actor=None, reason=f"refunded: {refund.reason}", now=now)
@@ -407,7 +418,7 @@ def mark_refunded(*, booking_id: int, actor=None, reason: str = "refunded") -> B
 def attach_checkout(*, booking_id: int, session_id: str, url: str, expires_at: datetime) -> Booking:
     """Store a hold's Checkout Session; the hold lasts as long as the session can be paid."""
     with service_transaction():
-        booking = Booking.objects.select_for_update().get(pk=booking_id)
+        booking = Booking.objects.select_for_update(no_key=True).get(pk=booking_id)
         booking.checkout_session_id = session_id
         booking.checkout_url = url
         fields = ["checkout_session_id", "checkout_url", "updated_at"]
@@ -537,8 +548,9 @@ def _cancel(booking: Booking, *, reason: str, now: datetime, change: str = "", a
     )
     if paid:
         refunds.owe(booking=booking, payment=_settling_payment(booking), reason=reason, now=now)
-    else:
-        _expire_open_checkout(booking)
+    # Unpaid: its session must not be paid now. Paid: a renewed hold's session may be open
+    # (Stripe answers "not open" for the one that was paid, which changes nothing).
+    _expire_open_checkout(booking)
 
 
 def _settle(
@@ -638,7 +650,10 @@ def _lock_with_event(booking_id: int, missing: type[Exception] | None = None) ->
             raise missing(f"Booking {booking_id} does not exist.")
         return None
     event = Event.objects.select_for_update().get(pk=event_id)
-    booking = Booking.objects.select_for_update().get(pk=booking_id)
+    # FOR NO KEY UPDATE: the booking's key never changes, and rows that refer to it (a payment
+    # issue, an email) may then be inserted by a transaction holding another row this one
+    # waits for (a refund giving up) without waiting for this one: no deadlock.
+    booking = Booking.objects.select_for_update(no_key=True).get(pk=booking_id)
     booking.event = event
     return booking
 

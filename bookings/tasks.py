@@ -80,10 +80,22 @@ def settle_cancelled_event(event_id: int, by_id: int | None = None) -> int:
 
 @task()
 def apply_stripe_event(event_id: str) -> None:
-    """Apply a verified Stripe webhook event (stored by dj-stripe) to its booking."""
+    """Apply a verified Stripe webhook event (stored by dj-stripe) to its booking.
+
+    No longer enqueued (events are applied through `attempt_stripe_event`); kept so that
+    tasks enqueued before that change still run.
+    """
     from bookings import payments
 
     payments.apply_stripe_event(event_id=event_id)
+
+
+@task()
+def attempt_stripe_event(receipt_id: int, after_attempts: int) -> str:
+    """Apply a received Stripe event to its booking, unless another task did; its status."""
+    from bookings import payments
+
+    return payments.attempt_stripe_event(receipt_id=receipt_id, after_attempts=after_attempts)
 
 
 @task()

@@ -2,6 +2,7 @@ import logging
 
 from django.apps import AppConfig
 from django.conf import settings
+from django.core import checks
 
 logger = logging.getLogger("crm")
 
@@ -14,6 +15,9 @@ class CrmConfig(AppConfig):
     def ready(self) -> None:
         from bookings.signals import booking_changed
         from crm import receivers
+        from crm.checks import check_inbound_secret_is_not_sent_out
+
+        checks.register(check_inbound_secret_is_not_sent_out, checks.Tags.security, deploy=True)
 
         booking_changed.connect(
             receivers.queue_booking_notification, dispatch_uid="crm.queue_booking_notification"

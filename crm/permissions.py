@@ -3,6 +3,13 @@ import hmac
 from django.conf import settings
 from rest_framework.permissions import BasePermission
 
+from crm import signing
+
+
+def inbound_secret() -> str:
+    """The receiver's secret: CRM_INBOUND_SECRET, or CRM_WEBHOOK_SECRET when that is unset."""
+    return settings.CRM_INBOUND_SECRET or settings.CRM_WEBHOOK_SECRET
+
 
 def bearer_token_matches(authorization: str, secret: str) -> bool:
     """`Authorization: Bearer <secret>`, compared in constant time; no secret, no access."""
@@ -13,11 +20,20 @@ def bearer_token_matches(authorization: str, secret: str) -> bool:
 
 
 class HasCRMWebhookToken(BasePermission):
-    """The caller sent the shared CRM_WEBHOOK_SECRET as its bearer token (the original's check)."""
+    """The receiver's secret as the bearer token (the original's check), or no Authorization
+    header and Standard Webhooks signature headers.
+
+    A signature is verified (`crm.inbound`) before the body is parsed, so a signer need not send
+    its key with every request. The bearer token alone stores notifications for review; only a
+    signature marks a booking paid (`crm.services.receive_notification`). No secret, no access.
+    """
 
     message = "Missing or wrong bearer token."
     code = "invalid_webhook_token"
 
     def has_permission(self, request, view) -> bool:
-        authorization = request.headers.get("Authorization", "")
-        return bearer_token_matches(authorization, settings.CRM_WEBHOOK_SECRET)
+        secret = inbound_secret()
+        authorization = request.headers.get("Authorization")
+        if authorization is None:
+            return bool(secret) and signing.is_signed(request.headers)
+        return bearer_token_matches(authorization, secret)

@@ -82,4 +82,10 @@ class ReceiptSerializer(serializers.Serializer):
     stored = serializers.BooleanField(help_text="Recorded in the booking's history now.")
     stale = serializers.BooleanField(help_text="Older than the stored state: history only.")
     marked_paid = serializers.BooleanField(help_text="The booking was marked paid now.")
+    mark_paid_refusal = serializers.ChoiceField(
+        choices=["signature_required"],
+        allow_null=True,
+        help_text='Why a notification saying "paid" marked nothing: `signature_required` (sent '
+        "with the bearer token only; stored for review). Null otherwise.",
+    )
     forwarding_queued = serializers.BooleanField()

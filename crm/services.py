@@ -11,7 +11,11 @@ the receiver deduplicates.
 
 Notifications in. `receive_notification` stores a notification as its booking's `CRMBooking`
 state (unless a newer one is stored) and in its history, once per webhook-id, queues its
-forward, and marks the booking paid when the notification says so and matches it.
+forward, and marks the booking paid when the notification says so, matches it, and is signed.
+The bearer token alone only stores for review: it travels in every request's headers (and,
+while CRM_INBOUND_SECRET is unset, in every notification Ahoum sends), so whoever sees one
+request can reuse it. A Standard Webhooks signature covers the body, expires in 5 minutes, and
+its key need not travel (a signer may leave the bearer token out).
 """
 
 import hashlib
@@ -236,6 +240,16 @@ def _iso(moment: datetime) -> str:
 
 # --- Notifications in --------------------------------------------------------------------------
 
+# Why a notification saying "paid" did not mark its booking paid (the receipt's
+# `mark_paid_refusal`); None when nothing was refused.
+SIGNATURE_REQUIRED = "signature_required"
+MARK_PAID_REFUSALS = {
+    SIGNATURE_REQUIRED: (
+        "Not marked paid: only a signed notification (webhook-id, webhook-timestamp, "
+        "webhook-signature) marks a booking paid; stored for review."
+    ),
+}
+
 
 @dataclass(frozen=True)
 class Receipt:
@@ -244,6 +258,7 @@ class Receipt:
     stored: bool = False
     stale: bool = False
     marked_paid: bool = False
+    mark_paid_refusal: str | None = None
     forwarding_queued: bool = False
 
     @property
@@ -255,6 +270,8 @@ class Receipt:
         ]
         if self.marked_paid:
             parts.append("The booking was marked paid.")
+        if self.mark_paid_refusal:
+            parts.append(MARK_PAID_REFUSALS[self.mark_paid_refusal])
         if self.forwarding_queued:
             parts.append("Forwarding queued.")
         return " ".join(parts)
@@ -266,32 +283,38 @@ def receive_notification(
     """Store a notification once (per webhook-id, or per payload without one) and act on it.
 
     `data` is the validated notification, `payload` the JSON as received (stored and
-    forwarded as is). A lower sequence than the stored one is kept as history only. When it
-    says `payment_status: "paid"`, its booking_id, user_id and event must match one booking,
-    which is then marked paid; otherwise `BookingMismatch` and nothing is stored or changed.
+    forwarded as is), `signed` whether its signature verified (fresh). A lower sequence than
+    the stored one is kept as history only. When a signed one says `payment_status: "paid"`,
+    its booking_id, user_id and event must match one booking, which is then marked paid;
+    otherwise `BookingMismatch` and nothing is stored or changed. An unsigned one saying so is
+    stored for review, looks at no booking and changes none (`mark_paid_refusal`).
     """
     booking_id = data["booking_id"]
-    dedupe_key = _dedupe_key(webhook_id, payload)
-    if CRMNotification.objects.filter(dedupe_key=dedupe_key).exists():
+    dedupe_key = _dedupe_key(webhook_id, payload, signed=signed)
+    repeat_keys = _repeat_keys(dedupe_key, webhook_id)
+    if CRMNotification.objects.filter(dedupe_key__in=repeat_keys).exists():
         return Receipt(booking_id=booking_id, duplicate=True)
 
+    says_paid = data.get("payment_status") == PaymentStatus.PAID
+    refusal = SIGNATURE_REQUIRED if says_paid and not signed else None
     # Before storing, in the bookings' own transaction (services never nest): if storing then
     # fails, the sender's retry arrives here again and marking paid twice changes nothing.
-    marked_paid = data.get("payment_status") == PaymentStatus.PAID and _mark_paid(data, webhook_id)
+    marked_paid = says_paid and signed and _mark_paid(data, webhook_id)
 
     now = timezone.now()
     forwarding = bool(settings.CRM_FORWARD_URL)
     try:
         with service_transaction():
+            state = _booking_state(data, payload, signed=signed)
             crm_booking, created = CRMBooking.objects.get_or_create(
                 booking_id=booking_id,
-                defaults={**_booking_state(data, payload), "created_at": now, "updated_at": now},
+                defaults={**state, "created_at": now, "updated_at": now},
             )
             if not created:
                 # The booking's row lock orders its notifications: the sequence check and the
                 # duplicate check below see every notification committed before this one.
                 crm_booking = CRMBooking.objects.select_for_update().get(pk=crm_booking.pk)
-                if CRMNotification.objects.filter(dedupe_key=dedupe_key).exists():
+                if CRMNotification.objects.filter(dedupe_key__in=repeat_keys).exists():
                     return Receipt(booking_id=booking_id, duplicate=True)
             applied = created or _is_current(data.get("sequence"), crm_booking.sequence)
             notification = CRMNotification.objects.create(
@@ -309,7 +332,7 @@ def receive_notification(
                 received_at=now,
             )
             if applied and not created:
-                for field, value in _booking_state(data, payload).items():
+                for field, value in state.items():
                     setattr(crm_booking, field, value)
                 crm_booking.updated_at = now
                 crm_booking.save()
@@ -325,7 +348,7 @@ def receive_notification(
                 )
     except IntegrityError:
         # The same webhook-id for another booking, committed meanwhile: still a duplicate.
-        if CRMNotification.objects.filter(dedupe_key=dedupe_key).exists():
+        if CRMNotification.objects.filter(dedupe_key__in=repeat_keys).exists():
             return Receipt(booking_id=booking_id, duplicate=True)
         raise
     return Receipt(
@@ -333,6 +356,7 @@ def receive_notification(
         stored=True,
         stale=not applied,
         marked_paid=marked_paid,
+        mark_paid_refusal=refusal,
         forwarding_queued=forwarding,
     )
 
@@ -354,8 +378,15 @@ def _mark_paid(data: dict[str, Any], webhook_id: str) -> bool:
     return True
 
 
-def _booking_state(data: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any]:
-    """The CRMBooking fields a notification sets; optional ones only when it carries them."""
+def _booking_state(
+    data: dict[str, Any], payload: dict[str, Any], *, signed: bool
+) -> dict[str, Any]:
+    """The CRMBooking fields a notification sets; optional ones only when it carries them.
+
+    An unsigned notification's sequence stays in its history but never becomes the stored
+    one: otherwise one bearer-token request with sequence 2^31 - 1 would make every later
+    notification of the booking stale, freezing what staff see.
+    """
     state = {
         "user_name": data["user"]["name"],
         "user_email": data["user"]["email"],
@@ -364,6 +395,8 @@ def _booking_state(data: dict[str, Any], payload: dict[str, Any]) -> dict[str, A
         "payload": payload,
     }
     state.update({field: data[field] for field in OPTIONAL_STATE_FIELDS if field in data})
+    if not signed:
+        state.pop("sequence", None)
     return state
 
 
@@ -372,8 +405,18 @@ def _is_current(incoming: int | None, stored: int | None) -> bool:
     return incoming is None or stored is None or incoming >= stored
 
 
-def _dedupe_key(webhook_id: str, payload: Any) -> str:
+def _dedupe_key(webhook_id: str, payload: Any, *, signed: bool) -> str:
     if webhook_id:
-        return f"id:{webhook_id}"
+        # An unsigned request's webhook-id is only the caller's word: kept apart, so that it
+        # cannot take a signed message's id and have it dropped as a repeat (unmarked paid).
+        return f"id:{webhook_id}" if signed else f"unsigned-id:{webhook_id}"
     canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _repeat_keys(dedupe_key: str, webhook_id: str) -> list[str]:
+    """The stored keys that make a notification a repeat: its own, and for an unsigned one
+    with a webhook-id, a signed message's with that id (the same message, sent again)."""
+    if dedupe_key.startswith("unsigned-id:"):
+        return [dedupe_key, f"id:{webhook_id}"]
+    return [dedupe_key]

@@ -6,9 +6,10 @@ Every message carries three headers:
     webhook-timestamp: when this attempt was signed, in integer Unix seconds
     webhook-signature: `v1,` + base64(HMAC-SHA256(key, f"{webhook-id}.{webhook-timestamp}.{body}"))
 
-`body` is the exact bytes sent. The key is the shared secret's UTF-8 bytes as configured
-(CRM_WEBHOOK_SECRET), not a `whsec_`-prefixed base64 secret, because the same value is also
-the original's bearer token. The Standard Webhooks libraries accept it as raw bytes
+`body` is the exact bytes sent. The key is the secret's UTF-8 bytes as configured
+(CRM_WEBHOOK_SECRET going out, CRM_INBOUND_SECRET or else CRM_WEBHOOK_SECRET coming in), not a
+`whsec_`-prefixed base64 secret, because the same value is also the original's bearer token.
+The Standard Webhooks libraries accept it as raw bytes
 (Python: `standardwebhooks.Webhook(secret.encode())`) or as `base64(secret)`.
 """
 
@@ -59,6 +60,8 @@ def verify(*, secret: str, headers: Mapping[str, str], body: bytes, now: float |
     The signature header may list several space-separated signatures (secret rotation); any
     `v1` one that matches is enough. Comparisons are constant-time.
     """
+    if not secret:
+        raise SignatureInvalid("No webhook secret is configured.")
     webhook_id, timestamp, signatures = (headers.get(name, "") for name in SIGNATURE_HEADERS)
     if not (webhook_id and timestamp and signatures):
         raise SignatureInvalid(

@@ -35,16 +35,17 @@ SIGNATURE_PARAMETERS = [
         str,
         OpenApiParameter.HEADER,
         description='`v1,<base64 HMAC-SHA256 of "{webhook-id}.{webhook-timestamp}.{body}">`, '
-        "keyed with CRM_WEBHOOK_SECRET's UTF-8 bytes. Verified whenever this or "
-        "webhook-timestamp is sent.",
+        "keyed with the UTF-8 bytes of CRM_INBOUND_SECRET (CRM_WEBHOOK_SECRET when unset). "
+        "Verified whenever this or webhook-timestamp is sent; needed to mark a booking paid.",
     ),
 ]
 
 
 class CRMWebhookView(APIView):
-    """The CRM's receiver (the original's `POST /webhook`), authenticated by a shared token.
+    """The CRM's receiver (the original's `POST /webhook`), authenticated by a shared secret.
 
-    Not a JWT: the caller is a system holding CRM_WEBHOOK_SECRET, checked in constant time.
+    Not a JWT: the caller is a system holding the receiver's secret (CRM_INBOUND_SECRET, or
+    CRM_WEBHOOK_SECRET), sent as a bearer token or used to sign; checked in constant time.
     """
 
     authentication_classes = []
@@ -71,13 +72,18 @@ class CRMWebhookView(APIView):
             413: ErrorSerializer,
         },
         description=(
-            "Receive a booking notification. Send `Authorization: Bearer <CRM_WEBHOOK_SECRET>` "
-            "(403 `invalid_webhook_token` otherwise). Signature headers, when sent, must verify "
-            "(403 `signature_invalid`). 400 names each missing or malformed field; 413 "
-            "`payload_too_large` above CRM_WEBHOOK_MAX_BYTES. One CRMBooking per booking keeps "
-            "the latest state (a lower `sequence` is kept as history only). With "
-            '`payment_status: "paid"`, `booking_id`, `user_id` and `event` must match a '
-            "booking, which is marked paid (409 `booking_mismatch` otherwise, nothing changed)."
+            "Receive a booking notification. Send `Authorization: Bearer <secret>` (the "
+            "receiver's secret: CRM_INBOUND_SECRET, or CRM_WEBHOOK_SECRET when unset), Standard "
+            "Webhooks signature headers, or both (403 `invalid_webhook_token` for a wrong or "
+            "missing token without a signature). Signature headers, when sent, must verify with "
+            "a `webhook-timestamp` within 5 minutes (403 `signature_invalid`). 400 names each "
+            "missing or malformed field; 413 `payload_too_large` above CRM_WEBHOOK_MAX_BYTES. "
+            "One CRMBooking per booking keeps the latest state (a lower `sequence` is kept as "
+            "history only; only a signed notification's `sequence` is stored). With "
+            '`payment_status: "paid"` and a valid signature, `booking_id`, `user_id` and '
+            "`event` must match a booking, which is marked paid (409 `booking_mismatch` "
+            "otherwise, nothing changed); without a signature it is stored for review, marks "
+            'nothing and answers `"mark_paid_refusal": "signature_required"`.'
         ),
         examples=[
             OpenApiExample(

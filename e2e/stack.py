@@ -124,6 +124,7 @@ class Stack:
             "CRM_RETRY_BASE_SECONDS": "1",
             "CRM_RETRY_MAX_DELAY_SECONDS": "2",
             "AUTH_THROTTLE_RATE": "100000/minute",  # fuzzing registers and logs in a lot
+            "LOGIN_FAILURE_LIMIT": "100000",  # the fuzzer fails logins on purpose, often
             "DJANGO_SUPERUSER_EMAIL": STAFF_EMAIL,
             "DJANGO_SUPERUSER_PASSWORD": STAFF_PASSWORD,
             "DJANGO_SUPERUSER_NAME": "E2E Staff",

@@ -164,8 +164,8 @@ def test_nothing_is_lost_while_the_crm_is_down(stack):
         what="the delivery to be retried once the CRM is back",
     )
     delivered = stack.sql(
-        "SELECT status, delivered_at IS NOT NULL FROM crm_delivery"
+        "SELECT status, succeeded_at IS NOT NULL FROM crm_delivery"
         " WHERE booking_id = %s AND kind = 'notification'",
         booking_id,
     )
-    assert delivered == [("delivered", True)]
+    assert delivered == [("succeeded", True)]

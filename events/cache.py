@@ -21,10 +21,19 @@ the cache (the default follows REDIS_URL).
 When the cache cannot be reached, pages are served from the database and a change still
 commits (its bump is logged as failed); pages cached before such an outage may then outlive
 a change by up to CATALOGUE_CACHE_SECONDS.
+
+Nobody can fill the cache from outside. A page is keyed by what it shows, never by the raw
+URL: a list by its recognised parameters in one spelling per meaning (`catalogue_query` in
+events/filters.py; an unknown parameter is a 400 and stores nothing), an event by its id
+alone (its query string is ignored). Real filters still take endless values
+(`?starts_before=` to the microsecond), so the bytes stored per CATALOGUE_CACHE_SECONDS are
+capped too (PAGE_BYTES_PER_WINDOW): past the cap, new pages are served from the database until
+the window ends, and the pages already cached keep being served.
 """
 
 import hashlib
 import logging
+import pickle
 import time
 from datetime import datetime
 
@@ -38,6 +47,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 VERSION_KEY = "catalogue:version"
+# Bytes of pages stored per CATALOGUE_CACHE_SECONDS window. A page lives one window at most,
+# so the catalogue never holds more than twice this in the cache, whatever anyone requests,
+# and leaves room for what else the cache keeps (the throttles). A usual page (20 events) is
+# about 6 KB: some 10,000 of them per window; the largest (100 events of the longest texts,
+# events/models.py) about 2.2 MB.
+PAGE_BYTES_PER_WINDOW = 64 * 1024 * 1024
 
 logger = logging.getLogger(__name__)
 
@@ -60,12 +75,27 @@ def invalidate() -> None:
         transaction.on_commit(_bump, robust=True)
 
 
-def cached(request: Request, build) -> Response:
-    """`build()`'s response, or the one it gave for the same URL in the same catalogue version."""
+def list_page(request: Request, query: str) -> str:
+    """What names a list page: its path and its canonical query (filters.catalogue_query)."""
+    # The scheme and host too: the `next`/`previous` links name the ones the client used
+    # (the host is one of ALLOWED_HOSTS).
+    return f"list:{request.scheme}://{request.get_host()}{request.path}?{query}"
+
+
+def event_page(event_id: int) -> str:
+    """What names an event's page: its id (`/events/007` is `/events/7`)."""
+    return f"event:{event_id}"
+
+
+def cached(page: str, build) -> Response:
+    """`build()`'s response, or the one it gave for the same `page` in the same version.
+
+    `page` comes from `list_page` or `event_page`, never from the raw URL.
+    """
     if not enabled():
         return build()
     try:
-        key = _page_key(request)
+        key = _page_key(page)
         hit = cache.get(key)
     except Exception:  # any backend's "unreachable": the database still answers
         logger.warning("catalogue cache unreachable; serving from the database", exc_info=True)
@@ -78,20 +108,43 @@ def cached(request: Request, build) -> Response:
         timeout = min(settings.CATALOGUE_CACHE_SECONDS, _seconds_until_time_changes_it(now))
         if timeout > 0:
             try:
-                cache.set(key, response.data, timeout)
+                # Pickled, as Django's cache backends store it.
+                size = len(pickle.dumps(response.data, pickle.HIGHEST_PROTOCOL))
+                if _within_budget(size):
+                    cache.set(key, response.data, timeout)
             except Exception:
                 logger.warning("catalogue cache unreachable; page not kept", exc_info=True)
     return response
 
 
-def _page_key(request: Request) -> str:
+def _page_key(page: str) -> str:
     version = cache.get(VERSION_KEY)
     if version is None:
         cache.add(VERSION_KEY, time.time_ns(), timeout=None)
         version = cache.get(VERSION_KEY)
-    # The absolute URL: `next`/`previous` links name the host and scheme the client used.
-    url = hashlib.sha256(request.build_absolute_uri().encode()).hexdigest()
-    return f"catalogue:{version}:{url}"
+    return f"catalogue:{version}:{hashlib.sha256(page.encode()).hexdigest()}"
+
+
+def _within_budget(size: int) -> bool:
+    """Count a page of `size` bytes against this window's PAGE_BYTES_PER_WINDOW; whether it fits."""
+    seconds = settings.CATALOGUE_CACHE_SECONDS
+    window = int(time.time() // seconds)
+    counter = f"catalogue:stored:{window}"
+    try:
+        stored = cache.incr(counter, size)
+    except ValueError:  # the window's first page (or another process just made the counter)
+        # Kept two windows: the counter must outlive its own window.
+        stored = (
+            size if cache.add(counter, size, timeout=2 * seconds) else cache.incr(counter, size)
+        )
+    if stored - size <= PAGE_BYTES_PER_WINDOW < stored:  # once per window
+        logger.warning(
+            "catalogue cache: %s bytes of pages stored in %s s, the most it keeps; new pages "
+            "are served from the database until the window ends",
+            PAGE_BYTES_PER_WINDOW,
+            seconds,
+        )
+    return stored <= PAGE_BYTES_PER_WINDOW
 
 
 def _bump() -> None:

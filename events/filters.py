@@ -1,14 +1,22 @@
-"""Catalogue filters. A malformed value is a 400 naming the parameter, never ignored."""
+"""Catalogue filters. A malformed value, or an unknown parameter, is a 400 naming it."""
 
+import re
 from datetime import UTC
+from decimal import Decimal
+from urllib.parse import urlencode
 
 import django_filters
 from django import forms
 from django.db.models import Q
+from django.http import QueryDict
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema_field
+from rest_framework.exceptions import ValidationError
+from rest_framework.settings import api_settings
 
+from ahoum.pagination import PageNumberPagination
 from events.models import EventStatus
 
 TRUE_VALUES = {"true", "1", "yes"}
@@ -150,3 +158,109 @@ BOUNDED_PARAMETERS = [
     OpenApiParameter("price_min", {"type": "number", "minimum": 0}, description="Lowest price."),
     OpenApiParameter("price_max", {"type": "number", "minimum": 0}, description="Highest price."),
 ]
+
+
+# --- the catalogue's query in one spelling per meaning (the cache's key, events/cache.py) --------
+
+PAGE = PageNumberPagination.page_query_param
+PAGE_SIZE = PageNumberPagination.page_size_query_param
+# What else a client may send: the pages, and DRF's ?format=json (any other format is a 404
+# before a page is built).
+OTHER_PARAMETERS = (PAGE, PAGE_SIZE, api_settings.URL_FORMAT_OVERRIDE)
+KNOWN_PARAMETERS = frozenset(EventFilter.base_filters) | frozenset(OTHER_PARAMETERS)
+
+_WHOLE_NUMBER = re.compile(r"[0-9]+")
+_PLAIN_NUMBER = re.compile(r"[0-9]+(\.[0-9]+)?")
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def catalogue_query(params: QueryDict) -> str:
+    """The list's parameters, each in one spelling per meaning; a 400 names unknown ones.
+
+    Two queries with the same result here give the same page: parameters in any order,
+    `4.50` and `4.5`, `true` and `True`, `type=Yoga,Meditation` and `type=meditation&type=YOGA`,
+    one instant at any UTC offset, a default written out (`page=1`, `page_size=20`,
+    `include_past=false`). Only what provably means the same is merged; anything else keeps
+    its spelling (a key of its own, never someone else's page). Unknown names are refused:
+    a typo (`?types=Yoga`) would otherwise list everything, and every junk parameter
+    (`?junk=1`, `?junk=2`, ...) was a new page in the cache.
+    """
+    unknown = sorted(set(params) - KNOWN_PARAMETERS)
+    if unknown:
+        takes = ", ".join(sorted(KNOWN_PARAMETERS))
+        raise ValidationError(
+            {name: [f"Unknown parameter. The catalogue takes: {takes}."] for name in unknown}
+        )
+    canonical = []
+    for name in sorted(params):
+        value = _canonical(name, params.getlist(name))
+        if value is not None:
+            canonical.append((name, value))
+    return urlencode(canonical, doseq=True)
+
+
+def _canonical(name: str, values: list[str]) -> str | list[str] | None:
+    """One parameter's meaning as the filters and the paginator read it; None: as if absent."""
+    last = values[-1]  # what django-filter and DRF read of a repeated parameter
+    if name == "type":
+        if not last.strip():
+            return None  # the filter runs only when its (last) value is not blank
+        # filter_type: the union of every value's comma-separated names, compared with iexact
+        # (ASCII-only case folding on SQLite, so only ASCII is folded here).
+        names = {part.strip().translate(_ASCII_LOWER) for raw in values for part in raw.split(",")}
+        return ",".join(sorted(names - {""}))
+    if name == "search":
+        return last.strip() or None  # stripped by its form field; blank is no search
+    if name == PAGE:
+        # DRF reads `page or 1`; "last" stays as it is.
+        number = _whole_number(last) if last else 1
+        return None if number == 1 else str(number) if number is not None else last
+    if name == PAGE_SIZE:
+        size = _whole_number(last)
+        if size is None or size < 1:
+            return last  # a 400
+        size = min(size, PageNumberPagination.max_page_size)  # larger values are capped
+        return None if size == api_settings.PAGE_SIZE else str(size)
+    if "" in values:
+        return values  # a typed parameter given without a value: a 400 (StrictFilterSet)
+    if name in ("rating", "facilitator", "price_min", "price_max"):
+        return _number(last)
+    if name in ("available", "include_past", "include_cancelled"):
+        flag = _flag(last)
+        if flag == "false" and name != "available":
+            return None  # the default: started and cancelled events stay hidden
+        return flag
+    if name in ("starts_after", "starts_before"):
+        return _instant(last)
+    return last  # ordering (order and case matter), format
+
+
+def _whole_number(text: str) -> int | None:
+    return int(text) if _WHOLE_NUMBER.fullmatch(text) else None
+
+
+def _number(text: str) -> str:
+    """A plain decimal as its shortest spelling ("04.50" is "4.5"); anything else as given."""
+    stripped = text.strip()  # as forms.DecimalField does
+    if not _PLAIN_NUMBER.fullmatch(stripped):
+        return text
+    return format(Decimal(stripped).normalize(), "f")
+
+
+def _flag(text: str) -> str:
+    lowered = text.strip().lower()
+    return "true" if lowered in TRUE_VALUES else "false" if lowered in FALSE_VALUES else text
+
+
+def _instant(text: str) -> str:
+    """An ISO 8601 date-time with an offset as the same instant in UTC; anything else as given.
+
+    Without an offset it is read in the server's time zone, so it keeps its spelling.
+    """
+    try:
+        moment = parse_datetime(text.strip())
+        if moment is None or moment.tzinfo is None:
+            return text
+        return moment.astimezone(UTC).isoformat()
+    except (ValueError, OverflowError):  # not a date, or beyond year 9999 in UTC: a 400
+        return text

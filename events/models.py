@@ -1,23 +1,90 @@
+import functools
 import zoneinfo
+from datetime import timedelta
 from decimal import Decimal
 
 from django.apps import apps
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.core.validators import MaxLengthValidator, MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce, Upper
 from django.utils import timezone
 
+from bookings.money import STRIPE_CURRENCIES
 from events import cache as catalogue_cache
 
-currency_code = RegexValidator(r"^[A-Z]{3}$", "Use an ISO 4217 code such as EUR or USD.")
+# How far ahead an event may be scheduled (five years, leap days included), and how far back
+# one may be entered (the admin recording a recent past event; the API wants the future).
+SCHEDULE_AHEAD = timedelta(days=5 * 366)
+# The longest event: a month-long retreat or teacher training. Longer programmes are a series
+# of events. Also keeps an invite's VTIMEZONE to a couple of years (bookings/emails.py).
+LONGEST_EVENT = timedelta(days=30)
+# About two pages of text: a retreat's programme fits. A catalogue page of 100 events with the
+# longest texts is then 0.6 MB (2.2 MB in 4-byte characters), in the cache too (events/cache.py).
+DESCRIPTION_MAX_LENGTH = 5000
+
+# The IANA areas people live in (https://data.iana.org/time-zones/tz-link.html): Area/Place
+# names, which is what attendees pick. Left out: Etc/* (fixed offsets with inverted signs,
+# "Etc/GMT+5" is UTC-5), Factory ("-00"), localtime and posixrules (whatever the host has),
+# the posix/ and right/ copies some hosts ship, and the old aliases (US/Eastern, CET, EST5EDT)
+# whose Area/Place names are accepted.
+ATTENDEE_AREAS = frozenset(
+    {"Africa", "America", "Antarctica", "Arctic", "Asia", "Atlantic", "Australia", "Europe",
+     "Indian", "Pacific"}
+)  # fmt: skip
+
+
+@functools.cache
+def attendee_timezones() -> frozenset[str]:
+    """The zone names an event may have: Area/Place names this host can load, and UTC.
+
+    Computed once per process: reading the zone database takes about a tenth of a second.
+    """
+    return frozenset(
+        name
+        for name in zoneinfo.available_timezones()
+        if name.partition("/")[0] in ATTENDEE_AREAS and "/" in name
+    ) | {"UTC"}
 
 
 def validate_timezone(name: str) -> None:
-    if name not in zoneinfo.available_timezones():
-        raise ValidationError(f"Unknown time zone {name!r}; use an IANA name like Europe/Berlin.")
+    if name not in attendee_timezones():
+        raise ValidationError(
+            f"Unknown time zone {name!r}; use an IANA name of a place, like Europe/Berlin "
+            "or America/New_York (or UTC)."
+        )
+
+
+def validate_currency(code: str) -> None:
+    if code not in STRIPE_CURRENCIES:
+        raise ValidationError(
+            f"{code!r} is not a currency Stripe charges in; use an ISO 4217 code such as EUR "
+            "or USD."
+        )
+
+
+def validate_schedule(*, starts_at, ends_at, entering: bool, now=None) -> None:
+    """Dates any event must keep, named by field: within reach, and of a bounded length.
+
+    `entering`: the event is being created, so it may not start long ago either. A stored
+    event is never held to that (time moves on; last year's event keeps being editable).
+    """
+    now = now or timezone.now()
+    errors = {}
+    if starts_at is not None:
+        if starts_at > now + SCHEDULE_AHEAD:
+            errors["starts_at"] = "An event can be scheduled at most 5 years ahead."
+        elif entering and starts_at < now - SCHEDULE_AHEAD:
+            errors["starts_at"] = "An event cannot start more than 5 years ago."
+    if starts_at is not None and ends_at is not None and "starts_at" not in errors:
+        if ends_at <= starts_at:
+            errors["ends_at"] = "Must be after starts_at."
+        elif ends_at - starts_at > LONGEST_EVENT:
+            errors["ends_at"] = f"An event lasts at most {LONGEST_EVENT.days} days."
+    if errors:
+        raise ValidationError(errors)
 
 
 class EventStatus(models.TextChoices):
@@ -71,7 +138,12 @@ class EventQuerySet(models.QuerySet):
 
 class Event(models.Model):
     title = models.CharField(max_length=200)
-    description = models.TextField(blank=True)
+    description = models.TextField(
+        blank=True,
+        max_length=DESCRIPTION_MAX_LENGTH,
+        # TextField's max_length alone is only a form hint: full_clean() checks this one.
+        validators=[MaxLengthValidator(DESCRIPTION_MAX_LENGTH)],
+    )
     type = models.CharField(max_length=50, help_text="e.g. Yoga, Meditation")
     rating = models.DecimalField(
         max_digits=2,
@@ -94,7 +166,10 @@ class Event(models.Model):
         max_digits=10, decimal_places=2, default=Decimal("0.00"), validators=[MinValueValidator(0)]
     )
     currency = models.CharField(
-        max_length=3, default=settings.DEFAULT_CURRENCY, validators=[currency_code]
+        max_length=3,
+        default=settings.DEFAULT_CURRENCY,
+        validators=[validate_currency],
+        help_text="ISO 4217 code of a currency Stripe charges in (bookings/money.py).",
     )
     facilitator = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -151,6 +226,11 @@ class Event(models.Model):
                 if not field.primary_key and field.name != "seats_claimed"
             ]
         super().save(*args, **kwargs)
+
+    def clean(self) -> None:
+        validate_schedule(
+            starts_at=self.starts_at, ends_at=self.ends_at, entering=self._state.adding
+        )
 
     def seats_taken(self, now=None) -> int:
         """Seats held right now: the claimed ones minus lapsed holds (one small query)."""

@@ -9,7 +9,7 @@ from ahoum.serializers import (
     iso_datetime,
     money,
 )
-from events.models import Event, currency_code
+from events.models import Event, validate_currency, validate_schedule
 
 
 class EventSerializer(StrictTypesMixin, serializers.ModelSerializer):
@@ -90,7 +90,7 @@ class EventSerializer(StrictTypesMixin, serializers.ModelSerializer):
 
     def validate_currency(self, value: str) -> str:
         value = value.upper()
-        currency_code(value)  # after upper-casing: `eur` is accepted as EUR
+        validate_currency(value)  # after upper-casing: `eur` is accepted as EUR
         return value
 
     def validate_starts_at(self, value):
@@ -99,8 +99,11 @@ class EventSerializer(StrictTypesMixin, serializers.ModelSerializer):
         return value
 
     def validate(self, attrs):
-        starts_at = attrs.get("starts_at", getattr(self.instance, "starts_at", None))
-        ends_at = attrs.get("ends_at", getattr(self.instance, "ends_at", None))
-        if starts_at and ends_at and ends_at <= starts_at:
-            raise serializers.ValidationError({"ends_at": ["Must be after starts_at."]})
+        # The model's own rules (Event.clean), here too so that a PATCH is checked against
+        # the stored values and every problem is named in one answer.
+        validate_schedule(
+            starts_at=attrs.get("starts_at", getattr(self.instance, "starts_at", None)),
+            ends_at=attrs.get("ends_at", getattr(self.instance, "ends_at", None)),
+            entering=self.instance is None,
+        )
         return attrs

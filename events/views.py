@@ -6,7 +6,7 @@ from rest_framework.response import Response
 
 from ahoum.errors import ErrorSerializer
 from events import cache, services
-from events.filters import BOUNDED_PARAMETERS, EventFilter
+from events.filters import BOUNDED_PARAMETERS, EventFilter, catalogue_query
 from events.models import Event
 from events.permissions import EventPermission
 from events.serializers import EventSerializer
@@ -27,13 +27,17 @@ class EventViewSet(viewsets.ModelViewSet):
         return Event.objects.for_catalogue()
 
     def list(self, request, *args, **kwargs):
+        query = catalogue_query(request.query_params)  # a 400 naming unknown parameters
         return cache.cached(
-            request, lambda: super(EventViewSet, self).list(request, *args, **kwargs)
+            cache.list_page(request, query),
+            lambda: super(EventViewSet, self).list(request, *args, **kwargs),
         )
 
     def retrieve(self, request, *args, **kwargs):
+        # Nothing in the query string changes an event's page: it is ignored.
         return cache.cached(
-            request, lambda: super(EventViewSet, self).retrieve(request, *args, **kwargs)
+            cache.event_page(int(kwargs[self.lookup_field])),
+            lambda: super(EventViewSet, self).retrieve(request, *args, **kwargs),
         )
 
     def filter_queryset(self, queryset):

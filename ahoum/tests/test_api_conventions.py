@@ -109,3 +109,11 @@ def test_unknown_object_is_404_not_found_with_the_stable_code(user_client):
 @pytest.mark.parametrize("path", ["/api/schema", "/api/schema/", "/api/docs", "/api/docs/"])
 def test_schema_and_docs_with_and_without_trailing_slash(api_client, path):
     assert api_client.get(path).status_code == 200
+
+
+@pytest.mark.parametrize("page_size", ["²", "٣", "0", "-1", "1e3", "9" * 40])
+def test_a_page_size_that_is_not_a_plain_whole_number_is_a_400_naming_it(api_client, page_size):
+    response = api_client.get("/events", {"page_size": page_size})
+
+    assert response.status_code == 400
+    assert response.json()["fields"]["page_size"]

@@ -160,26 +160,40 @@ def test_free_booking_confirms_to_the_attendee_with_an_invite_and_tells_the_faci
     assert len(mail.outbox) == 2
 
 
-def test_the_booking_writes_one_task_and_the_task_writes_the_rows_addressed_when_it_runs(
+def test_the_booking_writes_the_rows_addressed_then_and_one_task_for_each(
     attendee, host, free_event
 ):
     booking = book(attendee, free_event)
 
-    assert not BookingEmail.objects.filter(booking=booking).exists()
-    queued = DBTaskResult.objects.filter(task_path="bookings.tasks.send_transition_emails")
-    assert queued.count() == 1
-    host.email = "maya.new@example.com"  # changed between the booking and the task
-    host.save()
+    rows = BookingEmail.objects.filter(booking=booking)
+    assert sorted(rows.values_list("to_email", "status", "attempts")) == [
+        ("alice@example.com", "pending", 0),
+        (host.email, "pending", 0),
+    ]
+    queued = DBTaskResult.objects.filter(task_path="bookings.tasks.send_booking_email")
+    assert sorted(task.args_kwargs["args"] for task in queued) == sorted(
+        [email.pk, 0] for email in rows
+    )
 
     run_tasks()
 
-    assert sorted(
-        BookingEmail.objects.filter(booking=booking).values_list("to_email", flat=True)
-    ) == [
-        "alice@example.com",
-        "maya.new@example.com",
-    ]
-    assert len(sent_to("maya.new@example.com")) == 1
+    assert len(sent_to("alice@example.com")) == 1 and len(sent_to(host.email)) == 1
+
+
+def test_a_transition_task_enqueued_before_the_rows_moved_writes_them_once(
+    attendee, host, free_event
+):
+    """`send_transition_emails` tasks from before the rows were written with the change."""
+    booking = book(attendee, free_event)
+    BookingEmail.objects.all().delete()
+    DBTaskResult.objects.all().delete()
+    tasks.send_transition_emails.enqueue(booking.pk, 1)
+    tasks.send_transition_emails.enqueue(booking.pk, 1)
+
+    run_tasks()
+
+    assert BookingEmail.objects.filter(booking=booking).count() == 2
+    assert len(sent_to(attendee.email)) == 1 and len(sent_to(host.email)) == 1
 
 
 def test_a_transition_task_for_a_deleted_booking_does_nothing(attendee, free_event):
@@ -586,7 +600,6 @@ def test_a_send_that_raises_is_retried_and_succeeds_with_exactly_one_message(
         return deliver(self, messages)
 
     monkeypatch.setattr(locmem.EmailBackend, "send_messages", fails_the_first_time)
-    notifications.write_owed_emails(booking_id=booking.pk, audit_version=1)
     email = BookingEmail.objects.get(booking=booking, recipient_kind="attendee")
     assert notifications.send_email(email_id=email.pk, after_attempts=0) == "pending"
 
@@ -642,7 +655,6 @@ def test_a_worker_dying_right_after_the_claim_gives_the_email_up_unsent_after_it
 ):
     """The claim committed, then the process died: nothing was sent, nothing recorded."""
     booking = book(attendee, free_event)
-    notifications.write_owed_emails(booking_id=booking.pk, audit_version=1)
     email = BookingEmail.objects.get(booking=booking, recipient_kind="attendee")
 
     claimed = attempts.claim(BookingEmail, email.pk, after_attempts=0, policy=notifications.POLICY)
@@ -738,8 +750,7 @@ def test_a_worker_dying_after_the_send_never_causes_a_second_email(
 ):
     """The crash window: the server accepted the message, `succeeded` was never recorded."""
     booking = book(attendee, free_event)
-    # The transition task's first step, then its attendee attempt dies after the send.
-    notifications.write_owed_emails(booking_id=booking.pk, audit_version=1)
+    # The attendee's attempt dies after the send.
     email = BookingEmail.objects.get(booking=booking, recipient_kind="attendee")
 
     def worker_killed(*args, **kwargs):
@@ -791,7 +802,6 @@ def test_a_send_that_outlasts_its_lease_is_recorded_succeeded_when_it_returns(
     """The lease task gave the email up while the send was still running; the send then
     returned: the outcome is known, and it is the truth. Sent once, never resent."""
     booking = book(attendee, free_event)
-    notifications.write_owed_emails(booking_id=booking.pk, audit_version=1)
     email = BookingEmail.objects.get(booking=booking, recipient_kind="attendee")
     deliver = locmem.EmailBackend.send_messages
 

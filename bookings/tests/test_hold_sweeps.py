@@ -87,7 +87,7 @@ def test_holds_lapsing_in_one_period_share_one_sweep(paid_event):
         first.hold_expires_at.replace(second=0) + timedelta(minutes=1),
         next_period.hold_expires_at.replace(second=0) + timedelta(minutes=1),
     ]
-    assert DBTaskResult.objects.count() == 3  # the two sweeps and the free booking's emails
+    assert DBTaskResult.objects.count() == 4  # the two sweeps and the free booking's 2 emails
 
     with time_machine.travel(due[0], tick=False):
         run_tasks()

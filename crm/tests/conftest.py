@@ -84,7 +84,9 @@ class Sender:
 
 @pytest.fixture
 def crm_secret(settings) -> str:
+    """One secret both ways (CRM_INBOUND_SECRET unset), whatever the environment says."""
     settings.CRM_WEBHOOK_SECRET = SECRET
+    settings.CRM_INBOUND_SECRET = ""
     return SECRET
 
 

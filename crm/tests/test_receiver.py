@@ -62,6 +62,7 @@ def test_original_payload_with_the_bearer_token_is_stored_on_every_path(sender, 
         "stored": True,
         "stale": False,
         "marked_paid": False,
+        "mark_paid_refusal": None,
         "forwarding_queued": False,
     }
     stored = CRMBooking.objects.get()
@@ -83,7 +84,7 @@ def test_original_payload_with_the_bearer_token_is_stored_on_every_path(sender, 
 def test_missing_or_wrong_bearer_token_is_403(sender, path, authorization):
     headers = {"Authorization": authorization} if authorization is not None else {}
 
-    response = sender.post(path=path, token=None, headers=headers)
+    response = sender.post(path=path, token=None, signed=False, headers=headers)
 
     assert response.status_code == 403
     assert response.json() == {

@@ -15,8 +15,8 @@ from django.core.management.base import BaseCommand
 from django.db import DatabaseError, connections
 
 from ahoum import attempts
-from bookings import notifications, refunds, services, tasks
-from bookings.models import Booking, BookingEmail, Refund
+from bookings import notifications, payments, refunds, services, tasks
+from bookings.models import Booking, BookingEmail, Refund, StripeEventReceipt
 from crm import services as crm_services
 from crm.models import Delivery
 from events.models import Event, EventStatus
@@ -27,6 +27,7 @@ logger = logging.getLogger(__name__)
 SWEEP_LIMIT = 5000
 # What calls out, and how each kind is attempted.
 ATTEMPTED = [
+    (StripeEventReceipt, payments.EVENT_POLICY),
     (Refund, refunds.POLICY),
     (BookingEmail, notifications.POLICY),
     (Delivery, crm_services.POLICY),
