@@ -16,6 +16,10 @@ threads = int(os.environ.get("GUNICORN_THREADS", "1"))
 # own), so a request cut here still gets this server's JSON answer (worker_abort below).
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "28"))
 keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "5"))
+# The longest request line gunicorn reads (its maximum; Heroku's router also allows 8 KB):
+# the API's own checks then answer a long query string with a JSON 400 naming what is wrong.
+# Longer still gets gunicorn's plain 414.
+limit_request_line = 8190
 accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 

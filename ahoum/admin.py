@@ -3,6 +3,7 @@
 from django.contrib import admin
 from django.urls import reverse
 
+from accounts.forms import LimitedLoginForm
 from ahoum.attempts import AttemptStatus
 
 
@@ -11,6 +12,7 @@ class AhoumAdminSite(admin.AdminSite):
     site_title = "Ahoum admin"
     index_title = "Ahoum"
     index_template = "admin/ahoum_index.html"
+    login_form = LimitedLoginForm
 
     def index(self, request, extra_context=None):
         return super().index(request, {"attention": needs_attention(), **(extra_context or {})})

@@ -11,6 +11,7 @@ import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import OperationalError
 from django.http import Http404, HttpRequest, JsonResponse
@@ -171,6 +172,10 @@ def server_error(request: HttpRequest) -> JsonResponse:
 def bad_request(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
     if _wants_html(request):
         return defaults.bad_request(request, exception)
+    if isinstance(exception, RequestDataTooBig):  # a body over DATA_UPLOAD_MAX_MEMORY_SIZE
+        return JsonResponse(
+            error_body("payload_too_large", "The request body is too large."), status=413
+        )
     return JsonResponse(error_body("bad_request", "Bad request."), status=400)
 
 

@@ -21,6 +21,15 @@ class PageNumberPagination(pagination.PageNumberPagination):
             raise ValidationError({self.page_size_query_param: ["Use a whole number from 1."]})
         return super().get_page_size(request)
 
+    def get_page_number(self, request, paginator):
+        # DRF reads a blank `page` as 1 and a word as "Invalid page" (404): a malformed page
+        # number is a 400 naming it, as every other parameter.
+        raw = request.query_params.get(self.page_query_param)
+        malformed = raw is not None and not re.fullmatch(r"[0-9]{1,9}", raw)
+        if malformed and raw not in self.last_page_strings:
+            raise ValidationError({self.page_query_param: ["Use a page number from 1."]})
+        return super().get_page_number(request, paginator)
+
     def get_schema_operation_parameters(self, view):
         parameters = super().get_schema_operation_parameters(view)
         for parameter in parameters:

@@ -16,14 +16,17 @@ from typing import Any
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from rest_framework import parsers
-from rest_framework.exceptions import ParseError
+from rest_framework.exceptions import APIException, ParseError
 
 # Deeper than any payload the API or a CRM sends (those are 2 to 4 levels), far below the
 # interpreter's recursion limit (1000).
 MAX_DEPTH = 64
 
-# A JSON string (skipped whole, so brackets inside it do not count) or one bracket.
-_STRING_OR_BRACKET = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]', re.DOTALL)
+# A JSON string (skipped whole, so brackets inside it do not count) or one bracket. The closing
+# quote is optional: an unterminated string runs to the end of the text in one match, so the
+# scan stays linear (with it required, every unmatched quote rescanned to the end: a 120 KB body
+# of `"\` took longer than a request may). Such a text is invalid JSON, refused by the parser.
+_STRING_OR_BRACKET = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"?|[\[\]{}]', re.DOTALL)
 TOO_DEEP = f"JSON nested deeper than {MAX_DEPTH} levels is not accepted."
 
 
@@ -72,8 +75,19 @@ class JSONParser(parsers.JSONParser):
     def parse(self, stream, media_type=None, parser_context=None) -> Any:
         parser_context = parser_context or {}
         encoding = parser_context.get("encoding", settings.DEFAULT_CHARSET)
-        body = stream.read() if stream is not None else b""
+        # DRF hands over the raw stream, which Django's DATA_UPLOAD_MAX_MEMORY_SIZE does not
+        # bound: read one byte more than it allows, and refuse a longer body with a 413.
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        body = stream.read(limit + 1) if stream is not None else b""
+        if len(body) > limit:
+            raise BodyTooLarge()
         return parse_json(body, encoding=encoding)
+
+
+class BodyTooLarge(APIException):
+    status_code = 413
+    default_code = "payload_too_large"
+    default_detail = "The request body is too large."
 
 
 class NestingLimitMiddleware:

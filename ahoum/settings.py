@@ -455,14 +455,27 @@ CRM_RETRY_MAX_DELAY_SECONDS = env.float("CRM_RETRY_MAX_DELAY_SECONDS", default=3
 CRM_WEBHOOK_MAX_BYTES = env.int("CRM_WEBHOOK_MAX_BYTES", default=65536)
 # Refuse unsigned notifications (403) once every sender signs them.
 CRM_WEBHOOK_REQUIRE_SIGNATURE = env.bool("CRM_WEBHOOK_REQUIRE_SIGNATURE", default=False)
-# The receiver's own secret: the bearer token it accepts and the key it verifies signatures
-# with (only a valid, fresh signature marks a booking paid). Empty: CRM_WEBHOOK_SECRET, one
-# secret both ways. Set another one in production: every notification sent out carries
-# CRM_WEBHOOK_SECRET as its bearer token, so whoever sees one could sign payments with it
-# (`manage.py check --deploy` warns, crm.W001).
+# The receiver's own bearer secret: the token it accepts (and a key senders may sign with);
+# it stores notifications for review, never marks a booking paid. Empty: CRM_WEBHOOK_SECRET,
+# one secret both ways. Set another one in production: every notification sent out carries
+# CRM_WEBHOOK_SECRET as its bearer token (`manage.py check --deploy` warns, crm.W001).
 CRM_INBOUND_SECRET = env.str("CRM_INBOUND_SECRET", default="")
 if not DEBUG and CRM_INBOUND_SECRET in EXAMPLE_CRM_WEBHOOK_SECRETS:
     raise ImproperlyConfigured("CRM_INBOUND_SECRET is the example value; set a random one.")
+# The payment signing key: only a valid, fresh Standard Webhooks signature keyed with it marks
+# a booking paid. Never a bearer token and never sent, so seeing a request does not give it
+# away. Empty (the default): no notification marks a booking paid; they are stored for review.
+CRM_INBOUND_SIGNING_SECRET = env.str("CRM_INBOUND_SIGNING_SECRET", default="")
+if CRM_INBOUND_SIGNING_SECRET:
+    if CRM_INBOUND_SIGNING_SECRET in {CRM_WEBHOOK_SECRET, CRM_INBOUND_SECRET}:
+        raise ImproperlyConfigured(
+            "CRM_INBOUND_SIGNING_SECRET must differ from CRM_WEBHOOK_SECRET and "
+            "CRM_INBOUND_SECRET: those travel as bearer tokens."
+        )
+    if not DEBUG and CRM_INBOUND_SIGNING_SECRET in EXAMPLE_CRM_WEBHOOK_SECRETS:
+        raise ImproperlyConfigured(
+            "CRM_INBOUND_SIGNING_SECRET is the example value; set a random one."
+        )
 # Received notifications are forwarded here (empty: not forwarded) with
 # `Authorization: Bearer <CRM_FORWARD_TOKEN>`. FORWARD_FLASK_URL/_TOKEN are the original names.
 CRM_FORWARD_URL = env.str("CRM_FORWARD_URL", default=env.str("FORWARD_FLASK_URL", default=""))

@@ -13,8 +13,9 @@ def check_inbound_secret_is_not_sent_out(app_configs, **kwargs) -> list[checks.C
     return [
         checks.Warning(
             "The CRM receiver accepts CRM_WEBHOOK_SECRET, which every notification sent to "
-            "CRM_WEBHOOK_URL carries as its bearer token: whoever sees one can sign "
-            "notifications that mark bookings paid.",
+            "CRM_WEBHOOK_URL carries as its bearer token: whoever sees one can post "
+            "notifications the receiver stores (and signed ones set the state staff see). "
+            "Marking paid is not affected: it takes CRM_INBOUND_SIGNING_SECRET.",
             hint="Set CRM_INBOUND_SECRET to another random value and give it to the systems "
             "that notify this receiver (README: CRM).",
             id="crm.W001",

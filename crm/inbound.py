@@ -2,9 +2,12 @@
 
 In this order: the body's size (413), the Standard Webhooks signature when one is sent (403),
 then JSON (400). The caller was let in by permissions.HasCRMWebhookToken: a matching bearer
-token, or signature headers, which must then verify here. Both use the receiver's secret
-(`permissions.inbound_secret`). `signed` means a signature was sent and verified, fresh: the
-only proof the services accept for marking a booking paid.
+token, or signature headers, which must then verify here, with the receiver's bearer secret
+(`permissions.inbound_secret`) or the payment signing key (`permissions.payment_signing_secret`).
+`signed` means a signature was sent and verified, fresh, with either; `signed_for_payment`
+that it was the payment signing key's: the only proof the services accept for marking a
+booking paid, because that key never travels (the bearer secret does, in every bearer
+request and, by default, in every notification Ahoum sends).
 """
 
 from dataclasses import dataclass
@@ -17,7 +20,7 @@ from rest_framework.request import Request
 from ahoum import parsers
 from crm import signing
 from crm.exceptions import PayloadTooLarge, SignatureInvalid
-from crm.permissions import inbound_secret
+from crm.permissions import inbound_secret, payment_signing_secret
 
 MAX_WEBHOOK_ID_LENGTH = 255
 
@@ -27,6 +30,7 @@ class InboundNotification:
     payload: Any  # the parsed JSON, as received
     webhook_id: str
     signed: bool
+    signed_for_payment: bool
 
 
 def read_notification(request: Request) -> InboundNotification:
@@ -44,11 +48,19 @@ def read_notification(request: Request) -> InboundNotification:
     if len(webhook_id) > MAX_WEBHOOK_ID_LENGTH:
         raise ValidationError({"webhook-id": [f"At most {MAX_WEBHOOK_ID_LENGTH} characters."]})
     signed = signing.is_signed(headers)
+    signed_for_payment = False
     if signed:
-        signing.verify(secret=inbound_secret(), headers=headers, body=body)
+        payment_key = payment_signing_secret()
+        key = signing.verify(secrets=[payment_key, inbound_secret()], headers=headers, body=body)
+        signed_for_payment = bool(payment_key) and key == payment_key
     elif settings.CRM_WEBHOOK_REQUIRE_SIGNATURE:
         raise SignatureInvalid("This receiver accepts signed webhooks only.")
-    return InboundNotification(payload=_parse_json(body), webhook_id=webhook_id, signed=signed)
+    return InboundNotification(
+        payload=_parse_json(body),
+        webhook_id=webhook_id,
+        signed=signed,
+        signed_for_payment=signed_for_payment,
+    )
 
 
 def _parse_json(body: bytes) -> Any:

@@ -7,8 +7,24 @@ from crm import signing
 
 
 def inbound_secret() -> str:
-    """The receiver's secret: CRM_INBOUND_SECRET, or CRM_WEBHOOK_SECRET when that is unset."""
+    """The receiver's bearer secret: CRM_INBOUND_SECRET, or CRM_WEBHOOK_SECRET when unset.
+
+    It authenticates a sender (as a bearer token or a signing key), never a payment: it
+    travels in bearer requests, and CRM_WEBHOOK_SECRET in every notification Ahoum sends.
+    """
     return settings.CRM_INBOUND_SECRET or settings.CRM_WEBHOOK_SECRET
+
+
+def payment_signing_secret() -> str:
+    """CRM_INBOUND_SIGNING_SECRET, the only key whose signature marks a booking paid; empty
+    (nothing marks paid) when unset or equal to a secret that travels as a bearer token.
+
+    Settings refuse to start with such a value; this holds for overridden settings too.
+    """
+    secret = settings.CRM_INBOUND_SIGNING_SECRET
+    if secret in {inbound_secret(), settings.CRM_WEBHOOK_SECRET}:
+        return ""
+    return secret
 
 
 def bearer_token_matches(authorization: str, secret: str) -> bool:
@@ -25,7 +41,8 @@ class HasCRMWebhookToken(BasePermission):
 
     A signature is verified (`crm.inbound`) before the body is parsed, so a signer need not send
     its key with every request. The bearer token alone stores notifications for review; only a
-    signature marks a booking paid (`crm.services.receive_notification`). No secret, no access.
+    signature with the payment signing key marks a booking paid (`crm.inbound`,
+    `crm.services.receive_notification`). No secret, no access.
     """
 
     message = "Missing or wrong bearer token."
@@ -35,5 +52,6 @@ class HasCRMWebhookToken(BasePermission):
         secret = inbound_secret()
         authorization = request.headers.get("Authorization")
         if authorization is None:
-            return bool(secret) and signing.is_signed(request.headers)
+            signing_keys = secret or payment_signing_secret()
+            return bool(signing_keys) and signing.is_signed(request.headers)
         return bearer_token_matches(authorization, secret)

@@ -83,9 +83,11 @@ class ReceiptSerializer(serializers.Serializer):
     stale = serializers.BooleanField(help_text="Older than the stored state: history only.")
     marked_paid = serializers.BooleanField(help_text="The booking was marked paid now.")
     mark_paid_refusal = serializers.ChoiceField(
-        choices=["signature_required"],
+        choices=["signature_required", "signing_key_not_configured"],
         allow_null=True,
-        help_text='Why a notification saying "paid" marked nothing: `signature_required` (sent '
-        "with the bearer token only; stored for review). Null otherwise.",
+        help_text='Why a notification saying "paid" marked nothing (stored for review): '
+        "`signature_required` (not signed with the payment signing key: bearer token only, or "
+        "signed with the bearer secret), `signing_key_not_configured` (signed, but "
+        "CRM_INBOUND_SIGNING_SECRET is unset: nothing marks a booking paid). Null otherwise.",
     )
     forwarding_queued = serializers.BooleanField()

@@ -11,11 +11,13 @@ the receiver deduplicates.
 
 Notifications in. `receive_notification` stores a notification as its booking's `CRMBooking`
 state (unless a newer one is stored) and in its history, once per webhook-id, queues its
-forward, and marks the booking paid when the notification says so, matches it, and is signed.
-The bearer token alone only stores for review: it travels in every request's headers (and,
-while CRM_INBOUND_SECRET is unset, in every notification Ahoum sends), so whoever sees one
-request can reuse it. A Standard Webhooks signature covers the body, expires in 5 minutes, and
-its key need not travel (a signer may leave the bearer token out).
+forward, and marks the booking paid when the notification says so, matches it, and is signed
+with the payment signing key (CRM_INBOUND_SIGNING_SECRET). The receiver's bearer secret, as a
+token or as a signing key, only stores for review: it travels in every bearer request's
+headers (and, while CRM_INBOUND_SECRET is unset, in every notification Ahoum sends), so
+whoever sees one request can reuse it. The payment signing key is never a bearer token, never
+sent, and settings refuse it equal to one; a Standard Webhooks signature with it covers the
+body and expires in 5 minutes. Unset, nothing marks a booking paid.
 """
 
 import hashlib
@@ -38,6 +40,7 @@ from bookings.models import Booking, BookingAudit, PaymentStatus
 from crm import client, signing, tasks
 from crm.exceptions import BookingMismatch
 from crm.models import CRMBooking, CRMNotification, Delivery, DeliveryKind
+from crm.permissions import payment_signing_secret
 
 logger = logging.getLogger(__name__)
 
@@ -243,10 +246,16 @@ def _iso(moment: datetime) -> str:
 # Why a notification saying "paid" did not mark its booking paid (the receipt's
 # `mark_paid_refusal`); None when nothing was refused.
 SIGNATURE_REQUIRED = "signature_required"
+SIGNING_KEY_NOT_CONFIGURED = "signing_key_not_configured"
 MARK_PAID_REFUSALS = {
     SIGNATURE_REQUIRED: (
-        "Not marked paid: only a signed notification (webhook-id, webhook-timestamp, "
-        "webhook-signature) marks a booking paid; stored for review."
+        "Not marked paid: only a notification signed with the payment signing key "
+        "(webhook-id, webhook-timestamp, webhook-signature) marks a booking paid; stored for "
+        "review."
+    ),
+    SIGNING_KEY_NOT_CONFIGURED: (
+        "Not marked paid: no payment signing key is configured, so no notification marks a "
+        "booking paid; stored for review."
     ),
 }
 
@@ -278,28 +287,35 @@ class Receipt:
 
 
 def receive_notification(
-    *, data: dict[str, Any], payload: dict[str, Any], webhook_id: str = "", signed: bool = False
+    *,
+    data: dict[str, Any],
+    payload: dict[str, Any],
+    webhook_id: str = "",
+    signed: bool = False,
+    signed_for_payment: bool = False,
 ) -> Receipt:
     """Store a notification once (per webhook-id, or per payload without one) and act on it.
 
     `data` is the validated notification, `payload` the JSON as received (stored and
-    forwarded as is), `signed` whether its signature verified (fresh). A lower sequence than
-    the stored one is kept as history only. When a signed one says `payment_status: "paid"`,
-    its booking_id, user_id and event must match one booking, which is then marked paid;
-    otherwise `BookingMismatch` and nothing is stored or changed. An unsigned one saying so is
-    stored for review, looks at no booking and changes none (`mark_paid_refusal`).
+    forwarded as is), `signed` whether its signature verified (fresh) with any accepted key,
+    `signed_for_payment` whether that key was the payment signing key. A lower sequence than
+    the stored one is kept as history only. When one signed for payment says
+    `payment_status: "paid"`, its booking_id, user_id and event must match one booking, which
+    is then marked paid; otherwise `BookingMismatch` and nothing is stored or changed. Any
+    other one saying so is stored for review, looks at no booking and changes none
+    (`mark_paid_refusal`).
     """
     booking_id = data["booking_id"]
-    dedupe_key = _dedupe_key(webhook_id, payload, signed=signed)
+    dedupe_key = _dedupe_key(webhook_id, payload, signed_for_payment=signed_for_payment)
     repeat_keys = _repeat_keys(dedupe_key, webhook_id)
     if CRMNotification.objects.filter(dedupe_key__in=repeat_keys).exists():
         return Receipt(booking_id=booking_id, duplicate=True)
 
     says_paid = data.get("payment_status") == PaymentStatus.PAID
-    refusal = SIGNATURE_REQUIRED if says_paid and not signed else None
+    refusal = _mark_paid_refusal(signed=signed) if says_paid and not signed_for_payment else None
     # Before storing, in the bookings' own transaction (services never nest): if storing then
     # fails, the sender's retry arrives here again and marking paid twice changes nothing.
-    marked_paid = says_paid and signed and _mark_paid(data, webhook_id)
+    marked_paid = says_paid and signed_for_payment and _mark_paid(data, webhook_id)
 
     now = timezone.now()
     forwarding = bool(settings.CRM_FORWARD_URL)
@@ -361,6 +377,12 @@ def receive_notification(
     )
 
 
+def _mark_paid_refusal(*, signed: bool) -> str:
+    if signed and not payment_signing_secret():
+        return SIGNING_KEY_NOT_CONFIGURED
+    return SIGNATURE_REQUIRED
+
+
 def _mark_paid(data: dict[str, Any], webhook_id: str) -> bool:
     """Mark the matching booking paid; True if this changed it. Raises `BookingMismatch`."""
     booking = Booking.objects.filter(
@@ -405,18 +427,20 @@ def _is_current(incoming: int | None, stored: int | None) -> bool:
     return incoming is None or stored is None or incoming >= stored
 
 
-def _dedupe_key(webhook_id: str, payload: Any, *, signed: bool) -> str:
+def _dedupe_key(webhook_id: str, payload: Any, *, signed_for_payment: bool) -> str:
     if webhook_id:
-        # An unsigned request's webhook-id is only the caller's word: kept apart, so that it
-        # cannot take a signed message's id and have it dropped as a repeat (unmarked paid).
-        return f"id:{webhook_id}" if signed else f"unsigned-id:{webhook_id}"
+        # The webhook-id of a request not signed with the payment signing key (unsigned, or
+        # signed with the bearer secret, which travels) is only the caller's word: kept apart,
+        # so that it cannot take a payment's id and have it dropped as a repeat (unmarked paid).
+        return f"id:{webhook_id}" if signed_for_payment else f"unsigned-id:{webhook_id}"
     canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def _repeat_keys(dedupe_key: str, webhook_id: str) -> list[str]:
-    """The stored keys that make a notification a repeat: its own, and for an unsigned one
-    with a webhook-id, a signed message's with that id (the same message, sent again)."""
+    """The stored keys that make a notification a repeat: its own, and for one not signed for
+    payment with a webhook-id, a payment-signed message's with that id (the same message, sent
+    again)."""
     if dedupe_key.startswith("unsigned-id:"):
         return [dedupe_key, f"id:{webhook_id}"]
     return [dedupe_key]

@@ -7,8 +7,9 @@ Every message carries three headers:
     webhook-signature: `v1,` + base64(HMAC-SHA256(key, f"{webhook-id}.{webhook-timestamp}.{body}"))
 
 `body` is the exact bytes sent. The key is the secret's UTF-8 bytes as configured
-(CRM_WEBHOOK_SECRET going out, CRM_INBOUND_SECRET or else CRM_WEBHOOK_SECRET coming in), not a
-`whsec_`-prefixed base64 secret, because the same value is also the original's bearer token.
+(CRM_WEBHOOK_SECRET going out; coming in, the receiver's bearer secret or the payment signing
+key CRM_INBOUND_SIGNING_SECRET), not a `whsec_`-prefixed base64 secret, because the outbound
+one is also the original's bearer token.
 The Standard Webhooks libraries accept it as raw bytes
 (Python: `standardwebhooks.Webhook(secret.encode())`) or as `base64(secret)`.
 """
@@ -19,7 +20,7 @@ import hashlib
 import hmac
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from crm.exceptions import SignatureInvalid
 
@@ -54,13 +55,21 @@ def is_signed(headers: Mapping[str, str]) -> bool:
     return bool(headers.get("webhook-signature") or headers.get("webhook-timestamp"))
 
 
-def verify(*, secret: str, headers: Mapping[str, str], body: bytes, now: float | None = None):
-    """Raise `SignatureInvalid` unless one `v1` signature matches and the timestamp is fresh.
+def verify(
+    *,
+    secrets: Sequence[str],
+    headers: Mapping[str, str],
+    body: bytes,
+    now: float | None = None,
+) -> str:
+    """The first of `secrets` that one `v1` signature matches, with a fresh timestamp; raise
+    `SignatureInvalid` when none does. Empty secrets are skipped.
 
     The signature header may list several space-separated signatures (secret rotation); any
     `v1` one that matches is enough. Comparisons are constant-time.
     """
-    if not secret:
+    secrets = [secret for secret in secrets if secret]
+    if not secrets:
         raise SignatureInvalid("No webhook secret is configured.")
     webhook_id, timestamp, signatures = (headers.get(name, "") for name in SIGNATURE_HEADERS)
     if not (webhook_id and timestamp and signatures):
@@ -72,17 +81,19 @@ def verify(*, secret: str, headers: Mapping[str, str], body: bytes, now: float |
     now = time.time() if now is None else now
     if abs(now - int(timestamp)) > TOLERANCE_SECONDS:
         raise SignatureInvalid("webhook-timestamp is more than 5 minutes from the server's time.")
-    expected = _digest(secret, webhook_id, int(timestamp), body)
+    given = []
     for candidate in signatures.split():
         version, _, encoded = candidate.partition(",")
         if version != "v1":
             continue
         try:
-            given = base64.b64decode(encoded, validate=True)
+            given.append(base64.b64decode(encoded, validate=True))
         except (binascii.Error, ValueError):
             continue
-        if hmac.compare_digest(given, expected):
-            return
+    for secret in secrets:
+        expected = _digest(secret, webhook_id, int(timestamp), body)
+        if any(hmac.compare_digest(digest, expected) for digest in given):
+            return secret
     raise SignatureInvalid()
 
 

@@ -35,8 +35,10 @@ SIGNATURE_PARAMETERS = [
         str,
         OpenApiParameter.HEADER,
         description='`v1,<base64 HMAC-SHA256 of "{webhook-id}.{webhook-timestamp}.{body}">`, '
-        "keyed with the UTF-8 bytes of CRM_INBOUND_SECRET (CRM_WEBHOOK_SECRET when unset). "
-        "Verified whenever this or webhook-timestamp is sent; needed to mark a booking paid.",
+        "keyed with the UTF-8 bytes of the receiver's bearer secret (CRM_INBOUND_SECRET, or "
+        "CRM_WEBHOOK_SECRET when unset) or of the payment signing key "
+        "(CRM_INBOUND_SIGNING_SECRET). Verified whenever this or webhook-timestamp is sent; "
+        "only a signature with the payment signing key marks a booking paid.",
     ),
 ]
 
@@ -45,7 +47,8 @@ class CRMWebhookView(APIView):
     """The CRM's receiver (the original's `POST /webhook`), authenticated by a shared secret.
 
     Not a JWT: the caller is a system holding the receiver's secret (CRM_INBOUND_SECRET, or
-    CRM_WEBHOOK_SECRET), sent as a bearer token or used to sign; checked in constant time.
+    CRM_WEBHOOK_SECRET), sent as a bearer token or used to sign, or the payment signing key
+    (CRM_INBOUND_SIGNING_SECRET), used to sign only; checked in constant time.
     """
 
     authentication_classes = []
@@ -74,16 +77,19 @@ class CRMWebhookView(APIView):
         description=(
             "Receive a booking notification. Send `Authorization: Bearer <secret>` (the "
             "receiver's secret: CRM_INBOUND_SECRET, or CRM_WEBHOOK_SECRET when unset), Standard "
-            "Webhooks signature headers, or both (403 `invalid_webhook_token` for a wrong or "
+            "Webhooks signature headers (keyed with that secret or with the payment signing key "
+            "CRM_INBOUND_SIGNING_SECRET), or both (403 `invalid_webhook_token` for a wrong or "
             "missing token without a signature). Signature headers, when sent, must verify with "
             "a `webhook-timestamp` within 5 minutes (403 `signature_invalid`). 400 names each "
             "missing or malformed field; 413 `payload_too_large` above CRM_WEBHOOK_MAX_BYTES. "
             "One CRMBooking per booking keeps the latest state (a lower `sequence` is kept as "
             "history only; only a signed notification's `sequence` is stored). With "
-            '`payment_status: "paid"` and a valid signature, `booking_id`, `user_id` and '
-            "`event` must match a booking, which is marked paid (409 `booking_mismatch` "
-            "otherwise, nothing changed); without a signature it is stored for review, marks "
-            'nothing and answers `"mark_paid_refusal": "signature_required"`.'
+            '`payment_status: "paid"` and a valid signature with the payment signing key, '
+            "`booking_id`, `user_id` and `event` must match a booking, which is marked paid (409 "
+            "`booking_mismatch` otherwise, nothing changed). Any other one saying so is stored "
+            "for review, marks nothing and answers `mark_paid_refusal`: `signature_required` "
+            "(unsigned, or signed with another key), or `signing_key_not_configured` (signed "
+            "while CRM_INBOUND_SIGNING_SECRET is unset: then nothing marks a booking paid)."
         ),
         examples=[
             OpenApiExample(
@@ -107,6 +113,7 @@ class CRMWebhookView(APIView):
             payload=inbound.payload,
             webhook_id=inbound.webhook_id,
             signed=inbound.signed,
+            signed_for_payment=inbound.signed_for_payment,
         )
         return Response(ReceiptSerializer(receipt).data)
 

@@ -26,9 +26,13 @@ Nobody can fill the cache from outside. A page is keyed by what it shows, never 
 URL: a list by its recognised parameters in one spelling per meaning (`catalogue_query` in
 events/filters.py; an unknown parameter is a 400 and stores nothing), an event by its id
 alone (its query string is ignored). Real filters still take endless values
-(`?starts_before=` to the microsecond), so the bytes stored per CATALOGUE_CACHE_SECONDS are
-capped too (PAGE_BYTES_PER_WINDOW): past the cap, new pages are served from the database until
-the window ends, and the pages already cached keep being served.
+(`?starts_before=` to the microsecond), so a list page is stored only at its second request
+within CATALOGUE_CACHE_SECONDS: the first leaves a marker of some 100 bytes, and a scanner of
+one-off queries stores no page. A list is keyed by its host only when the host is written out
+in ALLOWED_HOSTS or PUBLIC_BASE_URL (its `next`/`previous` links name it); any other port or
+subdomain is served from the database. As a backstop, the bytes stored per window (keys and
+pages) are capped (PAGE_BYTES_PER_WINDOW): past the cap, new pages are served from the
+database until the window ends, and the pages already cached keep being served.
 """
 
 import hashlib
@@ -36,6 +40,7 @@ import logging
 import pickle
 import time
 from datetime import datetime
+from urllib.parse import urlsplit
 
 from django.apps import apps
 from django.conf import settings
@@ -75,11 +80,24 @@ def invalidate() -> None:
         transaction.on_commit(_bump, robust=True)
 
 
-def list_page(request: Request, query: str) -> str:
-    """What names a list page: its path and its canonical query (filters.catalogue_query)."""
-    # The scheme and host too: the `next`/`previous` links name the ones the client used
-    # (the host is one of ALLOWED_HOSTS).
-    return f"list:{request.scheme}://{request.get_host()}{request.path}?{query}"
+def list_page(request: Request, query: str) -> str | None:
+    """What names a list page: its address and its canonical query (filters.catalogue_query).
+
+    The `next`/`previous` links name the scheme and host the client sent, so they are part of
+    the page. Django accepts a listed host with any port (and `.example.com` any subdomain):
+    only a host written out in ALLOWED_HOSTS, or PUBLIC_BASE_URL's, is cached (a handful of
+    keys); any other spelling is served from the database, never someone else's links.
+    """
+    host = request.get_host()
+    if host not in _cacheable_hosts():
+        return None
+    return f"list:{request.scheme}://{host}{request.path}?{query}"
+
+
+def _cacheable_hosts() -> set[str]:
+    hosts = {host for host in settings.ALLOWED_HOSTS if host != "*" and not host.startswith(".")}
+    hosts.add(urlsplit(settings.PUBLIC_BASE_URL).netloc)
+    return hosts
 
 
 def event_page(event_id: int) -> str:
@@ -87,12 +105,14 @@ def event_page(event_id: int) -> str:
     return f"event:{event_id}"
 
 
-def cached(page: str, build) -> Response:
+def cached(page: str | None, build, *, when_repeated: bool = False) -> Response:
     """`build()`'s response, or the one it gave for the same `page` in the same version.
 
-    `page` comes from `list_page` or `event_page`, never from the raw URL.
+    `page` comes from `list_page` or `event_page`, never from the raw URL (None: not cached).
+    `when_repeated`: a page is stored only at its second request within
+    CATALOGUE_CACHE_SECONDS (the first leaves a marker), so one-off queries store no page.
     """
-    if not enabled():
+    if page is None or not enabled():
         return build()
     try:
         key = _page_key(page)
@@ -108,13 +128,24 @@ def cached(page: str, build) -> Response:
         timeout = min(settings.CATALOGUE_CACHE_SECONDS, _seconds_until_time_changes_it(now))
         if timeout > 0:
             try:
-                # Pickled, as Django's cache backends store it.
-                size = len(pickle.dumps(response.data, pickle.HIGHEST_PROTOCOL))
+                if when_repeated and _first_request(page):
+                    return response
+                # Pickled, as Django's cache backends store it; the key takes room too.
+                size = len(key) + len(pickle.dumps(response.data, pickle.HIGHEST_PROTOCOL))
                 if _within_budget(size):
                     cache.set(key, response.data, timeout)
             except Exception:
                 logger.warning("catalogue cache unreachable; page not kept", exc_info=True)
     return response
+
+
+def _first_request(page: str) -> bool:
+    """Whether `page` is asked for the first time in CATALOGUE_CACHE_SECONDS (marks it seen).
+
+    Not versioned: a page asked for before a change is stored at its next request.
+    """
+    marker = f"catalogue:seen:{hashlib.sha256(page.encode()).hexdigest()}"
+    return cache.add(marker, 1, timeout=settings.CATALOGUE_CACHE_SECONDS)
 
 
 def _page_key(page: str) -> str:

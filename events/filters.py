@@ -120,6 +120,21 @@ class EventFilter(StrictFilterSet):
         help_text="starts_at, rating or price; prefix with - for descending.",
     )
 
+    def is_valid(self) -> bool:
+        valid = super().is_valid()
+        # filter_type reads every value of a repeated `type`; the form checks only the last
+        # (a NUL byte is a 500 on PostgreSQL). Each value passes the form field's checks.
+        if "type" in self.filters:
+            field = self.form.fields["type"]
+            for value in self.data.getlist("type")[:-1]:
+                try:
+                    field.clean(value)
+                except forms.ValidationError as error:
+                    self.form.add_error("type", error)
+                    valid = False
+                    break
+        return valid
+
     def filter_queryset(self, queryset):
         data = self.form.cleaned_data
         if not data.get("include_past"):
@@ -212,8 +227,8 @@ def _canonical(name: str, values: list[str]) -> str | list[str] | None:
     if name == "search":
         return last.strip() or None  # stripped by its form field; blank is no search
     if name == PAGE:
-        # DRF reads `page or 1`; "last" stays as it is.
-        number = _whole_number(last) if last else 1
+        # A blank or malformed page is a 400 (ahoum/pagination.py); "last" stays as it is.
+        number = _whole_number(last)
         return None if number == 1 else str(number) if number is not None else last
     if name == PAGE_SIZE:
         size = _whole_number(last)

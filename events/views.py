@@ -31,6 +31,7 @@ class EventViewSet(viewsets.ModelViewSet):
         return cache.cached(
             cache.list_page(request, query),
             lambda: super(EventViewSet, self).list(request, *args, **kwargs),
+            when_repeated=True,  # endless one-off queries (`?starts_before=`) store no page
         )
 
     def retrieve(self, request, *args, **kwargs):

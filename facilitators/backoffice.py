@@ -8,11 +8,11 @@ signed-in facilitator's own events. Changes go through the same services as the 
 
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.admin.forms import AdminAuthenticationForm
 from django.core.exceptions import ValidationError
 from django.http import Http404
 from django.template.response import TemplateResponse
 
+from accounts.forms import LimitedLoginForm
 from ahoum.errors import DomainError
 from bookings.models import Booking, BookingAudit
 from events import services as event_services
@@ -24,13 +24,18 @@ def may_use_backoffice(user) -> bool:
     return bool(user.is_active and (user.is_facilitator or user.is_staff))
 
 
-class BackOfficeLoginForm(AdminAuthenticationForm):
+class BackOfficeLoginForm(LimitedLoginForm):
+    error_messages = {
+        **LimitedLoginForm.error_messages,
+        "invalid_login": "Please enter the correct email and password of a facilitator "
+        "account. Note that both fields may be case-sensitive.",
+    }
+
     def confirm_login_allowed(self, user):
+        # The same answer as a wrong password: a right password of a non-facilitator account
+        # must not tell anyone that it is right.
         if not may_use_backoffice(user):
-            raise ValidationError(
-                "This back office is for facilitators. Sign in with a facilitator account.",
-                code="invalid_login",
-            )
+            raise self.get_invalid_login_error()
 
 
 class BackOfficeSite(admin.AdminSite):

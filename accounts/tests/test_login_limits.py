@@ -10,9 +10,10 @@ import pytest
 import time_machine
 from django.conf import settings as django_settings
 from django.contrib.auth.signals import user_login_failed
+from django.test import Client
 from django.utils import timezone
 
-from accounts.tests.factories import TEST_PASSWORD, UserFactory
+from accounts.tests.factories import TEST_PASSWORD, FacilitatorFactory, UserFactory
 from conftest import client_for
 
 pytestmark = pytest.mark.django_db
@@ -210,3 +211,55 @@ def test_password_change_clears_the_lockout(api_client, per_account):
     assert locked.status_code == 429
     assert changed.status_code == 200
     assert login(api_client, "alice@example.com", NEW_PASSWORD).status_code == 200
+
+
+# --- the admin sites' sign-in forms count towards the same limit ---------------------------
+
+
+def api_login(api_client, email, password, n=0):
+    return api_client.post(
+        "/auth/login", {"email": email, "password": password}, REMOTE_ADDR=f"203.0.113.{n + 1}"
+    )
+
+
+def form_login(path, email, password):
+    return Client().post(path, {"username": email, "password": password, "next": path})
+
+
+def test_backoffice_login_is_refused_while_the_email_is_locked_out(api_client, per_account):
+    facilitator = FacilitatorFactory(email="fac@example.com")
+    for n in range(4):
+        api_login(api_client, facilitator.email, "wrong", n)
+    assert api_login(api_client, facilitator.email, TEST_PASSWORD).status_code == 429
+
+    response = form_login("/backoffice/login/", facilitator.email, TEST_PASSWORD)
+
+    assert response.status_code != 302, "the back office let a locked-out email sign in"
+
+
+def test_wrong_passwords_at_the_backoffice_count_towards_the_lockout(api_client, per_account):
+    facilitator = FacilitatorFactory(email="fac@example.com")
+    for n in range(20):
+        form_login("/backoffice/login/", facilitator.email, f"guess-{n}")
+
+    assert api_login(api_client, facilitator.email, TEST_PASSWORD).status_code == 429
+
+
+def test_wrong_passwords_at_the_admin_count_towards_the_lockout(api_client, per_account):
+    staff = UserFactory(email="staff@example.com", is_staff=True)
+    for n in range(20):
+        form_login("/admin/login/", staff.email, f"guess-{n}")
+
+    assert api_login(api_client, staff.email, TEST_PASSWORD).status_code == 429
+
+
+def test_backoffice_login_does_not_tell_a_right_password_from_a_wrong_one(db):
+    person = UserFactory(email="plain@example.com")  # not a facilitator
+
+    right = form_login("/backoffice/login/", person.email, TEST_PASSWORD)
+    wrong = form_login("/backoffice/login/", person.email, "not-the-password")
+
+    def errors(response):
+        return [str(e) for e in response.context["form"].non_field_errors()]
+
+    assert errors(right) == errors(wrong)

@@ -6,6 +6,7 @@ parsed, on every endpoint that reads one.
 """
 
 import logging
+import time
 
 import pytest
 from rest_framework.exceptions import ParseError
@@ -205,3 +206,40 @@ def test_drf_uses_the_bounded_parser(settings):
     from rest_framework.settings import api_settings
 
     assert list(api_settings.DEFAULT_PARSER_CLASSES) == [parsers.JSONParser]
+
+
+# --- found in review: the nesting check must stay linear ------------------------------------
+
+
+def test_nesting_check_of_a_json_body_takes_linear_time(api_client):
+    """65 shallow arrays (so the scan runs), then an unterminated string of escaped quotes:
+    the string pattern rescans to the end from every quote. 30 KB takes seconds here; on the
+    review server 60 KB took 14 s and 120 KB ran into GUNICORN_TIMEOUT (a 503, the worker
+    killed), with no token."""
+    body = ("[]" * 65 + '"\\' * 15_000).encode()
+
+    started = time.perf_counter()
+    response = api_client.generic("POST", "/auth/login", body, content_type="application/json")
+    elapsed = time.perf_counter() - started
+
+    assert response.status_code == 400
+    assert elapsed < 1.0, f"a {len(body)} byte body took {elapsed:.1f} s to refuse"
+
+
+@pytest.mark.parametrize("path", ["/auth/login", "/events/", "/bookings/"])
+def test_a_body_over_the_upload_limit_is_a_413_and_is_never_parsed(
+    facilitator_client, path, settings, monkeypatch
+):
+    from ahoum import parsers
+
+    api_client = facilitator_client  # signed in: the body is read after authentication
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    parsed = []
+    monkeypatch.setattr(parsers, "parse_json", lambda *args, **kwargs: parsed.append(1))
+    body = b'{"email": "' + b"a" * 2000 + b'"}'
+
+    response = api_client.generic("POST", path, body, content_type="application/json")
+
+    assert response.status_code == 413
+    assert response.json()["code"] == "payload_too_large"
+    assert parsed == []

@@ -13,6 +13,8 @@ import pytest
 from pytest_httpserver import HTTPServer
 
 SECRET = "test-crm-webhook-secret-0123456789"
+# CRM_INBOUND_SIGNING_SECRET: the only key whose signature marks a booking paid.
+SIGNING_SECRET = "test-crm-payment-signing-secret-0123456789"
 FORWARD_TOKEN = "test-forward-token-0123456789"
 
 
@@ -60,7 +62,7 @@ class Sender:
         signed: bool = True,
         webhook_id: str | None = None,
         timestamp: int | None = None,
-        secret: str = SECRET,
+        secret: str = SIGNING_SECRET,
         headers: dict | None = None,
         content_type: str = "application/json",
     ):
@@ -84,9 +86,11 @@ class Sender:
 
 @pytest.fixture
 def crm_secret(settings) -> str:
-    """One secret both ways (CRM_INBOUND_SECRET unset), whatever the environment says."""
+    """One bearer secret both ways (CRM_INBOUND_SECRET unset) and the payment signing key,
+    whatever the environment says."""
     settings.CRM_WEBHOOK_SECRET = SECRET
     settings.CRM_INBOUND_SECRET = ""
+    settings.CRM_INBOUND_SIGNING_SECRET = SIGNING_SECRET
     return SECRET
 
 

@@ -1,9 +1,11 @@
-"""What the receiver trusts: a bearer token stores a notification for review, only a fresh
-Standard Webhooks signature with the receiver's own secret marks a booking paid, and nothing a
-caller sends (headers, sequence, ids) can freeze the stored view or answer a 500."""
+"""What the receiver trusts: a bearer token (or a signature with the bearer secret) stores a
+notification for review, only a fresh Standard Webhooks signature with the payment signing key
+(CRM_INBOUND_SIGNING_SECRET, never a bearer token) marks a booking paid, and nothing a caller
+sends (headers, sequence, ids) can freeze the stored view or answer a 500."""
 
 import json
 import time
+import uuid
 from decimal import Decimal
 
 import pytest
@@ -13,7 +15,14 @@ from bookings import services as booking_services
 from bookings.models import Booking, BookingAudit
 from conftest import run_tasks
 from crm.models import MAX_ID, CRMBooking, CRMNotification
-from crm.tests.conftest import SECRET, assert_signed, original_payload, standard_signature
+from crm.tests.conftest import (
+    SECRET,
+    SIGNING_SECRET,
+    Sender,
+    assert_signed,
+    original_payload,
+    standard_signature,
+)
 from events.tests.factories import EventFactory
 
 pytestmark = pytest.mark.django_db
@@ -240,6 +249,7 @@ def test_wrong_bearer_token_is_403_even_with_a_valid_signature(sender, unpaid_bo
 def test_without_a_configured_secret_a_signature_opens_nothing(settings, sender, unpaid_booking):
     settings.CRM_WEBHOOK_SECRET = ""
     settings.CRM_INBOUND_SECRET = ""
+    settings.CRM_INBOUND_SIGNING_SECRET = ""
 
     response = sender.post(paid_claim(unpaid_booking), token=None, secret="")
 
@@ -271,13 +281,19 @@ def test_with_an_inbound_secret_the_outbound_one_opens_nothing(
     assert not CRMNotification.objects.exists()
 
 
-def test_with_an_inbound_secret_it_stores_and_signs_payments(
+def test_with_an_inbound_secret_it_stores_and_only_the_signing_key_marks_paid(
     separate_secrets, sender, unpaid_booking
 ):
     stored = sender.post(original_payload(), token=INBOUND_SECRET, signed=False)
-    paid = sender.post(paid_claim(unpaid_booking), token=INBOUND_SECRET, secret=INBOUND_SECRET)
+    bearer_signed = sender.post(
+        paid_claim(unpaid_booking), token=INBOUND_SECRET, secret=INBOUND_SECRET
+    )
+    assert_still_unpaid(unpaid_booking)
+    paid = sender.post(paid_claim(unpaid_booking), token=INBOUND_SECRET, secret=SIGNING_SECRET)
 
     assert stored.status_code == 200 and stored.json()["stored"] is True
+    assert bearer_signed.status_code == 200 and bearer_signed.json()["stored"] is True
+    assert bearer_signed.json()["mark_paid_refusal"] == "signature_required"
     assert paid.status_code == 200 and paid.json()["marked_paid"] is True
     unpaid_booking.refresh_from_db()
     assert unpaid_booking.payment_status == "paid"
@@ -299,9 +315,116 @@ def test_without_an_inbound_secret_the_receiver_accepts_crm_webhook_secret(
 ):
     settings.CRM_INBOUND_SECRET = ""
 
-    response = sender.post(paid_claim(unpaid_booking), token=SECRET, secret=SECRET)
+    stored = sender.post(paid_claim(unpaid_booking), token=SECRET, secret=SECRET)
+    assert_still_unpaid(unpaid_booking)
+    paid = sender.post(paid_claim(unpaid_booking), token=SECRET, secret=SIGNING_SECRET)
 
-    assert response.json()["marked_paid"] is True
+    assert stored.status_code == 200 and stored.json()["stored"] is True
+    assert stored.json()["mark_paid_refusal"] == "signature_required"
+    assert CRMNotification.objects.get(marked_paid=False).signed is True
+    assert paid.json()["marked_paid"] is True
+
+
+# --- the payment signing key -----------------------------------------------------------------
+
+
+def paid_claim_signed_without_bearer(client, booking: Booking, key: str):
+    """A matching paid claim signed with `key`, with no Authorization header."""
+    body = json.dumps(paid_claim(booking)).encode()
+    webhook_id, timestamp = f"msg_{uuid.uuid4().hex}", int(time.time())
+    return client.generic(
+        "POST",
+        "/crm/webhook",
+        body,
+        content_type="application/json",
+        HTTP_WEBHOOK_ID=webhook_id,
+        HTTP_WEBHOOK_TIMESTAMP=str(timestamp),
+        HTTP_WEBHOOK_SIGNATURE=standard_signature(key, webhook_id, timestamp, body),
+    )
+
+
+def test_the_token_every_outbound_notification_carries_cannot_sign_a_payment(
+    client, crm_server, unpaid_booking
+):
+    """The default configuration (CRM_INBOUND_SECRET unset, as .env.example ships it)."""
+    crm_server.expect_request("/crm", method="POST").respond_with_data("ok")
+    run_tasks()  # the booking.created notification goes out
+    (request, _response) = crm_server.log[0]
+    seen_on_the_wire = request.headers["Authorization"].removeprefix("Bearer ")
+
+    response = paid_claim_signed_without_bearer(client, unpaid_booking, seen_on_the_wire)
+
+    unpaid_booking.refresh_from_db()
+    assert unpaid_booking.payment_status == "unpaid", response.json()
+
+
+def test_a_bearer_only_inbound_request_does_not_hand_out_the_payment_signing_key(
+    settings, client, crm_secret, unpaid_booking
+):
+    """With CRM_INBOUND_SECRET set: the original's bearer-only sender still sends it."""
+    settings.CRM_INBOUND_SECRET = INBOUND_SECRET
+    ordinary = Sender(client).post(original_payload(), token=INBOUND_SECRET, signed=False)
+    assert ordinary.status_code == 200
+    seen_on_the_wire = INBOUND_SECRET  # what that request's header carried
+
+    response = paid_claim_signed_without_bearer(client, unpaid_booking, seen_on_the_wire)
+
+    unpaid_booking.refresh_from_db()
+    assert unpaid_booking.payment_status == "unpaid", response.json()
+
+
+@pytest.mark.parametrize("signed", [True, False])
+def test_without_a_signing_key_no_notification_marks_paid_and_the_answer_says_why(
+    settings, sender, unpaid_booking, signed
+):
+    settings.CRM_INBOUND_SIGNING_SECRET = ""
+
+    response = sender.post(paid_claim(unpaid_booking), secret=SECRET, signed=signed)
+
+    assert response.status_code == 200 and response.json()["stored"] is True
+    assert response.json()["marked_paid"] is False
+    expected = "signing_key_not_configured" if signed else "signature_required"
+    assert response.json()["mark_paid_refusal"] == expected
+    assert "stored for review" in response.json()["detail"]
+    assert_still_unpaid(unpaid_booking)
+
+
+def test_a_receiver_with_only_the_signing_key_takes_signed_payments(
+    settings, sender, unpaid_booking
+):
+    settings.CRM_WEBHOOK_SECRET = ""
+    settings.CRM_INBOUND_SECRET = ""
+
+    bearer = sender.post(paid_claim(unpaid_booking), token=SIGNING_SECRET, signed=False)
+    paid = sender.post(paid_claim(unpaid_booking), token=None)
+
+    assert bearer.status_code == 403  # never a bearer token
+    assert paid.status_code == 200 and paid.json()["marked_paid"] is True
+
+
+@pytest.mark.parametrize("bearer_secret", ["CRM_WEBHOOK_SECRET", "CRM_INBOUND_SECRET"])
+def test_a_signing_key_equal_to_a_bearer_secret_marks_nothing_paid(
+    settings, sender, unpaid_booking, bearer_secret
+):
+    """Settings refuse to start so; overridden settings are still not trusted."""
+    setattr(settings, bearer_secret, SIGNING_SECRET)
+
+    response = sender.post(paid_claim(unpaid_booking), token=SIGNING_SECRET)
+
+    assert response.status_code == 200
+    assert response.json()["mark_paid_refusal"] == "signing_key_not_configured"
+    assert_still_unpaid(unpaid_booking)
+
+
+@pytest.mark.parametrize("bearer_secret", ["CRM_WEBHOOK_SECRET", "CRM_INBOUND_SECRET"])
+def test_settings_refuse_a_signing_key_equal_to_a_bearer_secret(bearer_secret):
+    from ahoum.tests.test_project import PRODUCTION_ENV, manage
+
+    same = {bearer_secret: "s" * 40, "CRM_INBOUND_SIGNING_SECRET": "s" * 40}
+    result = manage("check", env=PRODUCTION_ENV | same)
+
+    assert result.returncode != 0
+    assert "CRM_INBOUND_SIGNING_SECRET must differ" in result.stderr
 
 
 def test_check_deploy_warns_when_the_receiver_accepts_the_secret_it_sends_out():

@@ -27,6 +27,7 @@ def seats_left(api_client, event) -> int:
 def test_a_page_seen_before_is_served_without_touching_the_database(api_client):
     EventFactory.create_batch(3)
     first = api_client.get("/events", {"type": "Yoga"})
+    api_client.get("/events", {"type": "Yoga"})  # a list page is stored at its second request
 
     with CaptureQueriesContext(connection) as queries:
         again = api_client.get("/events", {"type": "Yoga"})
@@ -52,6 +53,7 @@ def test_a_lapsing_hold_frees_its_seat_on_a_cached_page_when_it_lapses(api_clien
     event = EventFactory(capacity=5)
     booking_services.book_event(user=user, event_id=event.pk)
     assert seats_left(api_client, event) == 4
+    assert seats_left(api_client, event) == 4  # the list page is stored at its second request
 
     with time_machine.travel(timezone.now() + timedelta(minutes=31)):
         assert seats_left(api_client, event) == 5  # no write happened: the page timed out
@@ -61,10 +63,11 @@ def test_an_event_leaves_the_default_list_when_it_starts(api_client, settings):
     settings.CATALOGUE_CACHE_SECONDS = 3600
     soon = EventFactory(starts_at=timezone.now() + timedelta(minutes=5))
     later = EventFactory(starts_at=timezone.now() + timedelta(days=5))
-    assert [row["id"] for row in api_client.get("/events").json()["results"]] == [
-        soon.pk,
-        later.pk,
-    ]
+    for _ in range(2):  # the list page is stored at its second request
+        assert [row["id"] for row in api_client.get("/events").json()["results"]] == [
+            soon.pk,
+            later.pk,
+        ]
 
     with time_machine.travel(timezone.now() + timedelta(minutes=6)):
         assert [row["id"] for row in api_client.get("/events").json()["results"]] == [later.pk]
@@ -93,7 +96,8 @@ def test_changes_retire_the_pages_when_their_transaction_commits(
     # The whole test is one transaction (pytest-django), committed by hand at the end.
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         event, other = EventFactory(capacity=5), EventFactory()
-        assert seats_left(api_client, event) == 5  # both pages cached
+        assert seats_left(api_client, event) == 5
+        assert seats_left(api_client, event) == 5  # both pages cached (a list at its second)
         event_services.cancel_event(event_id=other.pk, by=staff, reason="")
         booking_services.book_event(user=UserFactory(), event_id=event.pk)
         # Not committed yet: other readers must not see it, the cached page stands.

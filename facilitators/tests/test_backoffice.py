@@ -61,7 +61,7 @@ def test_plain_user_cannot_sign_in(db):
     )
 
     assert response.status_code == 200
-    assert "for facilitators" in response.content.decode()
+    assert "password of a facilitator account" in response.content.decode()  # as a wrong one
     assert client.get("/backoffice/").status_code == 302  # back to the login page
 
 
