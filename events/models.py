@@ -228,9 +228,7 @@ class Event(models.Model):
         super().save(*args, **kwargs)
 
     def clean(self) -> None:
-        validate_schedule(
-            starts_at=self.starts_at, ends_at=self.ends_at, entering=self._state.adding
-        )
+        validate_schedule(starts_at=self.starts_at, ends_at=self.ends_at, entering=self.pk is None)
 
     def seats_taken(self, now=None) -> int:
         """Seats held right now: the claimed ones minus lapsed holds (one small query)."""
