@@ -275,6 +275,18 @@ def _charge_refunded(charge: dict, occurred_at: datetime) -> None:
         services.mark_refunded(booking_id=booking.pk, reason="refunded in Stripe (charge.refunded)")
 
 
+def _refund_failed(stripe_refund: dict, occurred_at: datetime) -> None:
+    """Stripe could not return the money after accepting the refund (a closed card, say):
+    the refund is handed to staff (a payment issue) and the booking shows it failed.
+    https://docs.stripe.com/refunds#failed-refunds"""
+    if stripe_refund.get("status") != "failed":
+        return  # refund.updated for another change
+    services.refund_failed_in_stripe(
+        stripe_refund_id=stripe_refund.get("id") or "",
+        reason=stripe_refund.get("failure_reason") or "unknown",
+    )
+
+
 def _booking_for_session(session: dict) -> Booking | None:
     reference = session.get("client_reference_id") or (session.get("metadata") or {}).get(
         "booking_id"
@@ -299,6 +311,8 @@ EVENT_HANDLERS = {
     "checkout.session.async_payment_failed": _session_failed,
     "checkout.session.expired": _session_failed,
     "charge.refunded": _charge_refunded,
+    "refund.failed": _refund_failed,
+    "refund.updated": _refund_failed,
 }
 
 EVENT_POLICY = attempts.Policy(

@@ -388,6 +388,36 @@ def refund_succeeded(*, refund_id: int, stripe_refund_id: str) -> Refund:
     return refund
 
 
+def refund_failed_in_stripe(*, stripe_refund_id: str, reason: str) -> Refund | None:
+    """Stripe reports a refund it had accepted as failed: hand it to staff; None if unknown.
+
+    The money did not go back, so the refund gives up (the booking's `refund_status` says
+    `failed`) and staff get a `refund_failing` payment issue to refund it another way.
+    Idempotent: the same report twice changes nothing.
+    """
+    refund = Refund.objects.filter(stripe_refund_id=stripe_refund_id).exclude(stripe_refund_id="")
+    found = refund.values_list("pk", "booking_id").first()
+    if found is None:
+        logger.warning("refund.failed for unknown Stripe refund %s", stripe_refund_id)
+        return None
+    refund_id, booking_id = found
+    now = timezone.now()
+    with service_transaction():
+        _lock_with_event(booking_id)
+        refund = Refund.objects.select_for_update(of=("self",)).get(pk=refund_id)
+        if refund.status == AttemptStatus.GAVE_UP:
+            return refund
+        refund.failures += 1  # a known failure: a staff retry must use a new idempotency key
+        attempts.give_up(
+            refund,
+            error=f"Stripe reported refund {stripe_refund_id} failed ({reason}): "
+            "refund this by hand.",
+            policy=refunds.POLICY,
+            now=now,
+        )
+    return refund
+
+
 def mark_refunded(*, booking_id: int, actor=None, reason: str = "refunded") -> Booking:
     """Record that a paid booking's money went back (Stripe's `charge.refunded`, staff).
 

@@ -467,3 +467,34 @@ def test_sweep_settles_a_cancelled_event_whose_settlement_was_lost(stripe_on, ev
     run_tasks()
 
     assert Booking.objects.get(pk=paid.pk).payment_status == "refunded"
+
+
+def test_a_refund_stripe_reports_failed_later_is_handed_to_staff_and_retried_with_a_new_key(
+    stripe_webhooks, stripe_on, event, admin_client
+):
+    """Stripe accepted the refund, then could not return the money (a closed card, say)."""
+    booking, refund = cancelled_with_refund_owed(stripe_on, event)
+    run_tasks()
+    refund.refresh_from_db()
+    assert refund.status == AttemptStatus.SUCCEEDED
+    stripe_refund = stripe.Refund.retrieve(refund.stripe_refund_id)
+    failed = stripe_on.event(
+        "refund.failed",
+        stripe_refund.to_dict() | {"status": "failed", "failure_reason": "lost_or_stolen_card"},
+    )
+
+    assert stripe_webhooks.send(failed).status_code == 200
+    assert stripe_webhooks.send(failed).status_code == 200  # a replay changes nothing
+    run_tasks()
+
+    refund.refresh_from_db()
+    assert refund.status == AttemptStatus.GAVE_UP and "lost_or_stolen_card" in refund.last_error
+    issue = PaymentIssue.objects.get()
+    assert (issue.kind, issue.booking_id) == ("refund_failing", booking.pk)
+    body = client_for(booking.user).get(f"/bookings/{booking.pk}").json()
+    assert body["refund_status"] == "failed"
+    # Staff retry it: a new idempotency key, or Stripe would answer with the failed refund.
+    refunds.retry(refund_id=refund.pk)
+    run_tasks()
+    keys = [call.idempotency_key for call in stripe_on.calls("POST", "/v1/refunds")]
+    assert keys == [f"ahoum-refund-{refund.pk}-1", f"ahoum-refund-{refund.pk}-2"]
