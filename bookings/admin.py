@@ -6,9 +6,11 @@ from bookings.models import (
     Booking,
     BookingAudit,
     BookingEmail,
+    CheckoutSessionExpiry,
     Payment,
     PaymentIssue,
     Refund,
+    StripeEventReceipt,
 )
 
 
@@ -148,6 +150,23 @@ class BookingEmailAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return [field.name for field in BookingEmail._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(StripeEventReceipt, CheckoutSessionExpiry)
+class StripeWorkAdmin(admin.ModelAdmin):
+    """Stripe events being applied and sessions being expired by the worker (read-only)."""
+
+    list_display = ["__str__", "status", "attempts", "next_attempt_at", "last_error", "created_at"]
+    list_filter = ["status"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [field.name for field in self.model._meta.fields]
 
     def has_add_permission(self, request) -> bool:
         return False

@@ -217,6 +217,31 @@ class Refund(Attempted):
         return f"ahoum-refund-{self.pk}-{self.failures + 1}"
 
 
+class CheckoutSessionExpiry(Attempted):
+    """A Checkout Session that must no longer be paid (its booking was paid another way or
+    cancelled), attempted until Stripe has expired it.
+
+    Written in the transaction of that change, with its first attempt's task. Stripe also
+    expires a session at its `expires_at`, and a payment still made on it is refunded
+    (`services.record_checkout_payment`): this closes that window early.
+    """
+
+    booking = models.ForeignKey(Booking, on_delete=models.CASCADE, related_name="+")
+    checkout_session_id = models.CharField(max_length=255, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "checkout session expiries"
+        indexes = [
+            models.Index(fields=["status", "next_attempt_at"], name="session_expiry_due_idx")
+        ]
+
+    def __str__(self) -> str:
+        return f"Expiry of {self.checkout_session_id} ({self.status})"
+
+
 class StripeEventReceipt(Attempted):
     """A verified Stripe event (stored by dj-stripe) to apply to its booking, until it is.
 

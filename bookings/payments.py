@@ -14,7 +14,7 @@ from django.utils import timezone
 from djstripe.models import Event as StripeEvent
 
 from ahoum import attempts
-from bookings import services, tasks
+from bookings import refunds, services, tasks
 from bookings.exceptions import (
     NotPayable,
     PaymentProviderError,
@@ -23,6 +23,7 @@ from bookings.exceptions import (
 )
 from bookings.models import (
     Booking,
+    CheckoutSessionExpiry,
     Payment,
     PaymentIssue,
     PaymentIssueKind,
@@ -330,31 +331,46 @@ EVENT_POLICY = attempts.Policy(
 # --- Sessions no longer payable -------------------------------------------------------------
 
 
-def expire_checkout_session(*, session_id: str, attempt: int = 1) -> str:
-    """Expire an open Checkout Session so it can no longer be paid; what happened.
+def attempt_session_expiry(*, expiry_id: int, after_attempts: int) -> str:
+    """Expire a Checkout Session that must no longer be paid, unless another task did.
 
-    Best effort, by a task after the booking was paid another way, cancelled or expired:
-    Stripe expires the session by itself at its `expires_at` anyway, and a payment that
-    still arrives is refunded (`services.record_checkout_payment`). A failed call is tried
-    again a few times. https://docs.stripe.com/api/checkout/sessions/expire
+    https://docs.stripe.com/api/checkout/sessions/expire. Expiring twice is harmless: Stripe
+    answers the second with "not open", which is as good as done.
     """
-    if not configured():
-        return "payments not configured"
+    expiry = attempts.claim(
+        CheckoutSessionExpiry, expiry_id, after_attempts=after_attempts,
+        policy=SESSION_EXPIRY_POLICY,
+    )  # fmt: skip
+    if expiry is None:
+        status = CheckoutSessionExpiry.objects.filter(pk=expiry_id).values_list("status", flat=True)
+        return status.first() or "missing"
+    session_id = expiry.checkout_session_id
     try:
-        stripe.checkout.Session.expire(session_id, api_key=settings.STRIPE_SECRET_KEY)
+        if configured():
+            stripe.checkout.Session.expire(session_id, api_key=settings.STRIPE_SECRET_KEY)
     except stripe.InvalidRequestError as error:
         # Only an open session can be expired: it was paid, or expired, already.
         logger.info("checkout session %s not expired: %s", session_id, error.user_message)
-        return "not open"
     except Exception as error:
         logger.warning("expiring checkout session %s failed: %r", session_id, error)
-        if attempt >= EXPIRE_SESSION_ATTEMPTS:
-            return "failed"
-        retry_at = timezone.now() + timedelta(minutes=2**attempt)
-        tasks.expire_checkout_session.using(run_after=retry_at).enqueue(session_id, attempt + 1)
-        return "retrying"
-    logger.info("checkout session %s expired", session_id)
-    return "expired"
+        return attempts.record_failure(
+            CheckoutSessionExpiry,
+            expiry.pk,
+            attempt=expiry.attempts,
+            error=f"{type(error).__name__}: {error}",
+            policy=SESSION_EXPIRY_POLICY,
+        ).status
+    return attempts.record_success(CheckoutSessionExpiry, expiry.pk).status
 
 
-EXPIRE_SESSION_ATTEMPTS = 5
+# Retried as refunds are (the same Stripe calls' lease and backoff); a session that cannot be
+# expired still expires at its `expires_at`, and a payment made on it meanwhile is refunded.
+SESSION_EXPIRY_POLICY = attempts.Policy(
+    task=tasks.attempt_session_expiry,
+    lease=refunds.stripe_call_lease,
+    next_attempt=attempts.backoff(
+        max_attempts="REFUND_MAX_ATTEMPTS",
+        base_seconds="REFUND_RETRY_BASE_SECONDS",
+        max_seconds="REFUND_RETRY_MAX_DELAY_SECONDS",
+    ),
+)

@@ -22,7 +22,7 @@ from bookings.models import Booking, Payment, PaymentIssue, PaymentIssueKind, Re
 logger = logging.getLogger(__name__)
 
 
-def _lease() -> timedelta:
+def stripe_call_lease() -> timedelta:
     # Longer than the Stripe client can take: its timeout per try, each of its own retries,
     # and a margin for their backoff sleeps (stripe-python's are under a few seconds).
     tries = stripe.max_network_retries + 1
@@ -43,7 +43,7 @@ def _flag_for_staff(refund: Refund) -> None:
 
 POLICY = attempts.Policy(
     task=tasks.process_refund,
-    lease=_lease,
+    lease=stripe_call_lease,
     next_attempt=attempts.backoff(
         max_attempts="REFUND_MAX_ATTEMPTS",
         base_seconds="REFUND_RETRY_BASE_SECONDS",

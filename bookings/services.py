@@ -46,6 +46,7 @@ from bookings.models import (
     Booking,
     BookingAudit,
     BookingStatus,
+    CheckoutSessionExpiry,
     Payment,
     PaymentIssue,
     PaymentIssueKind,
@@ -247,6 +248,7 @@ def settle_cancelled_event(*, event_id: int, by_id: int | None = None, limit: in
             Booking.objects.select_for_update(no_key=True)
             .filter(event=event)
             .active()
+            .prefetch_related("payments")
             .order_by("pk")[:limit]
         )
         cancelled = 0
@@ -660,13 +662,22 @@ def _refunded(booking: Booking, *, actor, reason: str, now: datetime) -> None:
 
 def _settling_payment(booking: Booking) -> Payment | None:
     """The Stripe payment the booking is settled by; None when paid outside Stripe."""
-    return booking.payments.filter(settles_booking=True).first()
+    # all(): one query, or none when the caller prefetched them (a cancelled event's batch).
+    return next((payment for payment in booking.payments.all() if payment.settles_booking), None)
 
 
 def _expire_open_checkout(booking: Booking) -> None:
-    """Make the booking's Checkout Session unpayable, by a task after this transaction."""
-    if booking.checkout_session_id:
-        tasks.expire_checkout_session.enqueue(booking.checkout_session_id)
+    """Owe the expiry of the booking's Checkout Session, made by the worker (`payments`)."""
+    from bookings import payments  # payments calls these services
+
+    if not booking.checkout_session_id:
+        return
+    expiry, created = CheckoutSessionExpiry.objects.get_or_create(
+        checkout_session_id=booking.checkout_session_id,
+        defaults={"booking": booking, "next_attempt_at": timezone.now()},
+    )
+    if created:
+        attempts.schedule(expiry, payments.SESSION_EXPIRY_POLICY)
 
 
 def _lock_with_event(booking_id: int, missing: type[Exception] | None = None) -> Booking | None:

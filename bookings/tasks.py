@@ -45,11 +45,11 @@ def process_refund(refund_id: int, after_attempts: int) -> str:
 
 
 @task()
-def expire_checkout_session(session_id: str, attempt: int = 1) -> str:
-    """Expire a Checkout Session that must no longer be paid (best effort, retried a little)."""
+def attempt_session_expiry(expiry_id: int, after_attempts: int) -> str:
+    """Expire a Checkout Session that must no longer be paid, unless another task did."""
     from bookings import payments
 
-    return payments.expire_checkout_session(session_id=session_id, attempt=attempt)
+    return payments.attempt_session_expiry(expiry_id=expiry_id, after_attempts=after_attempts)
 
 
 # Bookings of a cancelled event cancelled per transaction.

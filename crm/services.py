@@ -186,7 +186,7 @@ def _next_attempt_time(
 ) -> datetime | None:
     """Exponential backoff with jitter, at least Retry-After; None if past the retry window."""
     delay = backoff_seconds(
-        delivery.failures or 1,
+        delivery.attempts,  # as attempts.backoff: a lost attempt counts too
         base_seconds=settings.CRM_RETRY_BASE_SECONDS,
         max_seconds=settings.CRM_RETRY_MAX_DELAY_SECONDS,
     )

@@ -498,3 +498,24 @@ def test_a_refund_stripe_reports_failed_later_is_handed_to_staff_and_retried_wit
     run_tasks()
     keys = [call.idempotency_key for call in stripe_on.calls("POST", "/v1/refunds")]
     assert keys == [f"ahoum-refund-{refund.pk}-1", f"ahoum-refund-{refund.pk}-2"]
+
+
+def test_a_session_expiry_whose_worker_died_after_the_claim_is_made_after_the_lease(
+    stripe_on, event, user
+):
+    from bookings.models import CheckoutSessionExpiry
+
+    booking = payments.book_with_checkout(user=user, event_id=event.pk)
+    services.cancel_booking(booking=booking, by=user)
+    expiry = CheckoutSessionExpiry.objects.get(checkout_session_id=booking.checkout_session_id)
+    claimed = attempts.claim(
+        CheckoutSessionExpiry, expiry.pk, after_attempts=0, policy=payments.SESSION_EXPIRY_POLICY
+    )  # ... and the worker died here
+    run_tasks()
+    assert stripe.checkout.Session.retrieve(booking.checkout_session_id).status == "open"
+
+    with time_machine.travel(claimed.next_attempt_at + timedelta(seconds=1), tick=False):
+        run_tasks()
+
+    assert stripe.checkout.Session.retrieve(booking.checkout_session_id).status == "expired"
+    assert CheckoutSessionExpiry.objects.get(pk=expiry.pk).status == AttemptStatus.SUCCEEDED

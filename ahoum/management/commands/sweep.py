@@ -16,7 +16,13 @@ from django.db import DatabaseError, connections
 
 from ahoum import attempts
 from bookings import notifications, payments, refunds, services, tasks
-from bookings.models import Booking, BookingEmail, Refund, StripeEventReceipt
+from bookings.models import (
+    Booking,
+    BookingEmail,
+    CheckoutSessionExpiry,
+    Refund,
+    StripeEventReceipt,
+)
 from crm import services as crm_services
 from crm.models import Delivery
 from events.models import Event, EventStatus
@@ -29,6 +35,7 @@ SWEEP_LIMIT = 5000
 ATTEMPTED = [
     (StripeEventReceipt, payments.EVENT_POLICY),
     (Refund, refunds.POLICY),
+    (CheckoutSessionExpiry, payments.SESSION_EXPIRY_POLICY),
     (BookingEmail, notifications.POLICY),
     (Delivery, crm_services.POLICY),
 ]
