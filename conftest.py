@@ -11,7 +11,6 @@ from rest_framework.test import APIClient
 
 from accounts.serializers import issue_tokens
 from accounts.tests.factories import FacilitatorFactory, UserFactory
-from events import cache as catalogue_cache
 
 pytest_plugins = ["fakes.pytest_fixtures"]
 
@@ -36,32 +35,6 @@ def _empty_cache():
     cache.clear()
     yield
     cache.clear()
-
-
-@pytest.fixture(autouse=True)
-def _no_hold_sweeps_remembered():
-    """A process remembers the hold sweeps it enqueued (bookings.services._schedule_expiry);
-    a test's rows are gone after it, so the next test starts remembering none."""
-    from bookings import services
-
-    services._sweeps_enqueued.clear()
-    yield
-    services._sweeps_enqueued.clear()
-
-
-@pytest.fixture(autouse=True)
-def _catalogue_bumps_at_once(request, monkeypatch):
-    """A django_db test is one transaction that never commits, so on_commit callbacks never
-    run: the catalogue cache's version is bumped at once instead (events/cache.py), or every
-    test that changes something and reads the catalogue again would see the page from before.
-    Tests marked `commit_bumps` keep the real, after-commit behaviour.
-    """
-    if request.node.get_closest_marker("commit_bumps") is None:
-        monkeypatch.setattr(
-            catalogue_cache,
-            "invalidate",
-            lambda: catalogue_cache.enabled() and catalogue_cache._bump(),
-        )
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ class UserManager(BaseUserManager):
             raise ValueError("An email address is required.")
         user = self.model(email=normalize_email(email), **fields)
         user.set_password(password)  # None gives an unusable password
-        user.save(using=self._db)
+        user.save(using=self.db)
         return user
 
     def create_superuser(self, email: str, password: str | None = None, **fields) -> "User":

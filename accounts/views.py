@@ -1,4 +1,4 @@
-from django.http import HttpResponseRedirect
+from django.http import HttpRequest, HttpResponseRedirect
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, status
@@ -131,7 +131,16 @@ def _google_errors(*codes: int) -> dict:
     return {code: ErrorSerializer for code in codes}
 
 
-class GoogleLoginView(APIView):
+class DjangoRequestMixin:
+    """Keeps the view's Django `HttpRequest` as `http_request`: allauth's views and adapters
+    take Django's request, not DRF's `Request` wrapping it (which `self.request` becomes)."""
+
+    def setup(self, request: HttpRequest, *args, **kwargs) -> None:
+        super().setup(request, *args, **kwargs)  # Django's hook for a view's own attributes
+        self.http_request = request
+
+
+class GoogleLoginView(DjangoRequestMixin, APIView):
     """Starts Google sign-in in the browser: a redirect to Google's consent screen."""
 
     authentication_classes = []
@@ -150,10 +159,10 @@ class GoogleLoginView(APIView):
     def get(self, request: Request) -> HttpResponseRedirect:
         query = GoogleLoginQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
-        return google.start_login(request._request, next_url=query.validated_data["next"])
+        return google.start_login(self.http_request, next_url=query.validated_data["next"])
 
 
-class GoogleCallbackView(APIView):
+class GoogleCallbackView(DjangoRequestMixin, APIView):
     """Google's redirect URI: completes sign-in and answers with the login token pair."""
 
     authentication_classes = []
@@ -175,7 +184,7 @@ class GoogleCallbackView(APIView):
         tags=["auth"],
     )
     def get(self, request: Request) -> Response | HttpResponseRedirect:
-        sign_in = google.finish_login(request._request)
+        sign_in = google.finish_login(self.http_request)
         body = issue_tokens(sign_in.user)
         if sign_in.notice:
             body["notice"] = sign_in.notice

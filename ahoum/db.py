@@ -29,18 +29,21 @@ def database_timeout(error: OperationalError) -> TryAgain | None:
 
 @contextmanager
 def service_transaction() -> Iterator[None]:
-    """One durable transaction whose lock waits are bounded; a timeout becomes `TryAgain`.
+    """One transaction whose lock waits are bounded; a timeout becomes `TryAgain`.
 
     A deadlock PostgreSQL broke by rolling this transaction back becomes `Deadlock` (a
     `TryAgain`, so a 503 unless the service tries again itself), and a statement cancelled by
     the web processes' statement timeout `StatementTimeout` (a 503 too).
 
-    Durable: a service is a whole operation and must not be nested inside another's
-    transaction by accident. On PostgreSQL `SET LOCAL lock_timeout` bounds how long a
-    `select_for_update()` waits, so a hot row gives a clean 503 instead of piling up workers.
+    A service is a whole operation: views, tasks and commands call it outside any
+    transaction, so it commits when it returns. The admin's and the back office's forms are
+    the one caller inside a transaction (Django's change form wraps its POST in one): there the
+    service is a savepoint of it, and commits with the form. On PostgreSQL `SET LOCAL
+    lock_timeout` bounds how long a `select_for_update()` waits, so a hot row gives a clean
+    503 instead of piling up workers.
     """
     try:
-        with transaction.atomic(durable=True):
+        with transaction.atomic():
             if connection.vendor == "postgresql":
                 with connection.cursor() as cursor:
                     cursor.execute(f"SET LOCAL lock_timeout = {int(settings.LOCK_TIMEOUT_MS)}")

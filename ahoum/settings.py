@@ -160,7 +160,7 @@ REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "ahoum.cache.RedisCache",
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             # Apart from other sites (or test runs) sharing one Redis database.
             "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="ahoum"),
@@ -358,11 +358,8 @@ CORS_URLS_REGEX = r"^/(?!(admin|backoffice|stripe)(/|$))"
 DEFAULT_CURRENCY = env.str("DEFAULT_CURRENCY", default="EUR").upper()
 # How long a pending booking of a paid event holds its seat while the person pays.
 BOOKING_HOLD_MINUTES = env.int("BOOKING_HOLD_MINUTES", default=30)
-# A lapsed hold is marked `expired` (and `booking.expired` sent) by a sweep at the end of the
-# period of this many seconds it lapsed in; its seat is free the moment it lapses regardless.
-HOLD_SWEEP_SECONDS = env.int("HOLD_SWEEP_SECONDS", default=60)
-if HOLD_SWEEP_SECONDS < 1:
-    raise ImproperlyConfigured("HOLD_SWEEP_SECONDS must be at least 1.")
+# A lapsed hold's seat is free the moment it lapses; the scheduler (`manage.py sweep --every
+# 60`, the Procfile) marks it `expired` and sends `booking.expired` at its next run.
 
 # Paid bookings: owners may cancel with a full refund until this many hours before the start.
 CANCELLATION_CUTOFF_HOURS = env.int("CANCELLATION_CUTOFF_HOURS", default=24)
@@ -385,7 +382,7 @@ STRIPE_EVENT_RETRY_MAX_DELAY_SECONDS = env.float(
 # --- Background tasks (Django's Tasks API via django-tasks, stored in the database) ---------
 # A task enqueued inside a service's transaction is committed or rolled back with it.
 # Run workers with `python manage.py db_worker`.
-TASKS = {"default": {"BACKEND": "ahoum.task_backend.DatabaseBackend"}}
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 
 # --- Stripe (dj-stripe) ---------------------------------------------------------------------
 STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")
@@ -427,7 +424,7 @@ CHECKOUT_CANCEL_URL = env.str(
 )
 
 # --- CRM ---------------------------------------------------------------------------------
-# Out: every booking change is POSTed to CRM_WEBHOOK_URL by a task (crm/services.py), with
+# Out: every booking change is POSTed to CRM_WEBHOOK_URL by a task (crm/notifier.py), with
 # `Authorization: Bearer <CRM_WEBHOOK_SECRET>` and a Standard Webhooks signature keyed by the
 # secret's UTF-8 bytes. Under DEBUG the default is this server's own receiver, so the loop
 # works after `make run`; otherwise the default is empty, which turns notifications off.

@@ -15,8 +15,9 @@ from ahoum.settings import *  # noqa: F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
-# On, as in production: every test that changes something and reads the catalogue again
-# checks that the change reached it. One process, so its memory is the shared cache.
+# On, as in production (one process, so its memory is the shared cache). A test is one
+# transaction that never commits, so a change retires cached pages only where the test runs
+# the commit callbacks (`django_capture_on_commit_callbacks(execute=True)`).
 CATALOGUE_CACHE_SECONDS = 60
 # In memory, not files: Django's test environment (setup_test_environment, which pytest-django
 # runs) replaces EMAIL_BACKEND with this one whatever is set here, and its outbox is emptied

@@ -1,7 +1,6 @@
 from django.contrib import admin
 
 from ahoum.attempts import AttemptStatus
-from bookings import refunds
 from bookings.models import (
     Booking,
     BookingAudit,
@@ -12,6 +11,7 @@ from bookings.models import (
     Refund,
     StripeEventReceipt,
 )
+from bookings.services import refunds
 
 
 class BookingAuditInline(admin.TabularInline):

@@ -9,12 +9,11 @@ class BookingsConfig(AppConfig):
     def ready(self) -> None:
         import stripe
 
-        import bookings.notifications  # noqa: F401  (connects booking_changed to the emails)
         from bookings import receivers  # noqa: F401  (connects the dj-stripe signals)
 
         # Every Stripe call (Checkout, refunds, dj-stripe's syncs) waits at most this long per
         # try, instead of the library's 80 s: shorter than a request's timeout and a refund's
-        # lease (bookings/refunds.py).
+        # lease (bookings/services/refunds.py).
         stripe.default_http_client = stripe.new_default_http_client(
             timeout=settings.STRIPE_TIMEOUT_SECONDS
         )

@@ -1,9 +1,9 @@
 """Booking emails: queued with the change that owes them, sent by a task, never twice.
 
-Queueing. `booking_changed` is sent inside every booking change's transaction; the receiver
-here writes one `BookingEmail` row per email the change owes, and one task per email for its
-first attempt, all committed or rolled back with the change. No mail is sent inside a
-request or a lock.
+Queueing. Every booking change's audit row (`bookings.services.booking.audit`) calls
+`queue_emails` inside the change's transaction: one `BookingEmail` row per email the change
+owes, and one task per email for its first attempt, all committed or rolled back with it.
+No mail is sent inside a request or a lock.
 
 Sending (`send_email`, the task) goes through the shared attempt mechanism
 (`ahoum.attempts`): claim the next attempt in a short transaction (`running`, with a lease and
@@ -29,24 +29,16 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.dispatch import receiver
 from django.utils import timezone
 
 from ahoum import attempts
 from ahoum.db import service_transaction
 from bookings import emails, tasks
 from bookings.models import Booking, BookingAudit, BookingEmail, EmailRecipient
-from bookings.signals import booking_changed
 
 User = get_user_model()
 
 logger = logging.getLogger(__name__)
-
-
-@receiver(booking_changed, dispatch_uid="bookings.queue_booking_emails")
-def queue_booking_emails(sender, booking: Booking, audit: BookingAudit, **kwargs) -> None:
-    """Connected to `booking_changed`, sent inside the change's transaction: rows, no mail."""
-    queue_emails(booking=booking, audit=audit)
 
 
 def queue_emails(*, booking: Booking, audit: BookingAudit) -> list[BookingEmail]:

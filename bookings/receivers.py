@@ -2,12 +2,12 @@
 
 dj-stripe calls these inside the transaction that stores the event, so the receipt written
 here (and its task) exists exactly when the event was recorded; the worker applies it after
-commit, outside dj-stripe's transaction (our services open their own durable ones).
+commit, outside dj-stripe's transaction (our services open their own).
 """
 
 from djstripe.event_handlers import djstripe_receiver
 
-from bookings import payments
+from bookings.services import payments
 
 
 @djstripe_receiver(list(payments.EVENT_HANDLERS))

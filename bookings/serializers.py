@@ -2,8 +2,8 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from ahoum.serializers import StrictIntegerField, iso_datetime, money
-from bookings import refunds
 from bookings.models import Booking
+from bookings.services import refunds
 from events.models import Event
 
 
@@ -51,20 +51,20 @@ class BookingSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(serializers.URLField(allow_null=True))
     def get_checkout_url(self, booking: Booking) -> str | None:
-        return booking.checkout_url if self._payable(booking) else None
+        return booking.checkout_url if self.payable(booking) else None
 
     @extend_schema_field(serializers.CharField(allow_null=True))
     def get_checkout_session_id(self, booking: Booking) -> str | None:
-        return booking.checkout_session_id if self._payable(booking) else None
+        return booking.checkout_session_id if self.payable(booking) else None
 
     @staticmethod
-    def _payable(booking: Booking) -> bool:
+    def payable(booking: Booking) -> bool:
         return bool(booking.checkout_session_id) and booking.status == "pending"
 
     def to_representation(self, booking: Booking) -> dict:
         # By hand: DRF's generic version was most of `GET /bookings/` and a sixth of
         # `POST /bookings/` (bench/README.md). test_serializers compares the two.
-        payable = self._payable(booking)
+        payable = self.payable(booking)
         return {
             "id": booking.pk,
             "event_id": booking.event_id,

@@ -39,7 +39,7 @@ def expire_hold(booking_id: int) -> bool:
 @task()
 def process_refund(refund_id: int, after_attempts: int) -> str:
     """Make a refund's next attempt through Stripe, unless another task made it; its status."""
-    from bookings import refunds
+    from bookings.services import refunds
 
     return refunds.attempt_refund(refund_id=refund_id, after_attempts=after_attempts).status
 
@@ -47,7 +47,7 @@ def process_refund(refund_id: int, after_attempts: int) -> str:
 @task()
 def attempt_session_expiry(expiry_id: int, after_attempts: int) -> str:
     """Expire a Checkout Session that must no longer be paid, unless another task did."""
-    from bookings import payments
+    from bookings.services import payments
 
     return payments.attempt_session_expiry(expiry_id=expiry_id, after_attempts=after_attempts)
 
@@ -85,7 +85,7 @@ def apply_stripe_event(event_id: str) -> None:
     No longer enqueued (events are applied through `attempt_stripe_event`); kept so that
     tasks enqueued before that change still run.
     """
-    from bookings import payments
+    from bookings.services import payments
 
     payments.apply_stripe_event(event_id=event_id)
 
@@ -93,7 +93,7 @@ def apply_stripe_event(event_id: str) -> None:
 @task()
 def attempt_stripe_event(receipt_id: int, after_attempts: int) -> str:
     """Apply a received Stripe event to its booking, unless another task did; its status."""
-    from bookings import payments
+    from bookings.services import payments
 
     return payments.attempt_stripe_event(receipt_id=receipt_id, after_attempts=after_attempts)
 

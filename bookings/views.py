@@ -11,10 +11,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from ahoum.errors import ErrorSerializer
-from bookings import emails, payments, services
+from bookings import emails, selectors
 from bookings.filters import BookingFilter
 from bookings.models import Booking
 from bookings.serializers import BookingCreateSerializer, BookingSerializer
+from bookings.services import payments
+from bookings.services.booking import cancel_booking
 
 
 class AnyAcceptNegotiation(DefaultContentNegotiation):
@@ -38,7 +40,7 @@ class BookingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     filterset_class = BookingFilter
 
     def get_queryset(self):
-        return Booking.objects.filter(user=self.request.user).for_listing()
+        return selectors.bookings_of(self.request.user)
 
     @extend_schema(
         request=BookingCreateSerializer,
@@ -65,7 +67,7 @@ class BookingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     )
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk=None) -> Response:
-        booking = services.cancel_booking(booking=self.get_object(), by=request.user)
+        booking = cancel_booking(booking=self.get_object(), by=request.user)
         booking = self.get_queryset().get(pk=booking.pk)  # with its refunds, as listed
         return Response(BookingSerializer(booking).data)
 

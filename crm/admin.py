@@ -8,7 +8,7 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
-from crm import services
+from crm import notifier
 from crm.models import CRMBooking, CRMNotification, Delivery
 
 
@@ -191,7 +191,7 @@ class DeliveryAdmin(admin.ModelAdmin):
     @admin.action(description="Redeliver the selected deliveries now", permissions=["redeliver"])
     def redeliver(self, request: HttpRequest, queryset: QuerySet) -> None:
         ids = list(queryset.values_list("pk", flat=True))
-        queued = sum(services.redeliver(delivery_id=pk) for pk in ids)
+        queued = sum(notifier.redeliver(delivery_id=pk) for pk in ids)
         skipped = len(ids) - queued
         message = f"{queued} deliveries queued again."
         if skipped:

@@ -14,13 +14,13 @@ class CrmConfig(AppConfig):
 
     def ready(self) -> None:
         from bookings.signals import booking_changed
-        from crm import receivers
+        from crm import notifier
         from crm.checks import check_inbound_secret_is_not_sent_out
 
         checks.register(check_inbound_secret_is_not_sent_out, checks.Tags.security, deploy=True)
 
         booking_changed.connect(
-            receivers.queue_booking_notification, dispatch_uid="crm.queue_booking_notification"
+            notifier.on_booking_changed, dispatch_uid="crm.queue_booking_notification"
         )
         if not settings.CRM_WEBHOOK_URL:
             # Once per process, not once per booking.

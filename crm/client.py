@@ -1,6 +1,6 @@
 """One HTTP attempt at a delivery, and what it means for the next one.
 
-No database work here: `crm.services.attempt_delivery` claims the attempt before calling
+No database work here: `crm.notifier.attempt_delivery` claims the attempt before calling
 `post()` and records its outcome after, so no row lock is held during the network call.
 """
 

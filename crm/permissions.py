@@ -39,10 +39,10 @@ class HasCRMWebhookToken(BasePermission):
     """The receiver's secret as the bearer token (the original's check), or no Authorization
     header and Standard Webhooks signature headers.
 
-    A signature is verified (`crm.inbound`) before the body is parsed, so a signer need not send
-    its key with every request. The bearer token alone stores notifications for review; only a
-    signature with the payment signing key marks a booking paid (`crm.inbound`,
-    `crm.services.receive_notification`). No secret, no access.
+    A signature is verified (`crm.receiver.read_notification`) before the body is parsed, so a
+    signer need not send its key with every request. The bearer token alone stores
+    notifications for review; only a signature with the payment signing key marks a booking
+    paid (`crm.receiver`). No secret, no access.
     """
 
     message = "Missing or wrong bearer token."

@@ -11,8 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from ahoum.errors import ErrorSerializer
-from crm import services
-from crm.inbound import read_notification
+from crm import receiver
 from crm.permissions import HasCRMWebhookToken
 from crm.serializers import NotificationSerializer, ReceiptSerializer
 
@@ -105,10 +104,10 @@ class CRMWebhookView(APIView):
         ],
     )
     def post(self, request: Request) -> Response:
-        inbound = read_notification(request)
+        inbound = receiver.read_notification(request)
         serializer = NotificationSerializer(data=inbound.payload)
         serializer.is_valid(raise_exception=True)
-        receipt = services.receive_notification(
+        receipt = receiver.receive_notification(
             data=serializer.validated_data,
             payload=inbound.payload,
             webhook_id=inbound.webhook_id,

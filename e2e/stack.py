@@ -5,6 +5,8 @@
     CRM receiver     (a second gunicorn serving the same project; its /crm/webhook is the
                       CRM the web app notifies, so it can be stopped and restarted alone)
     task worker      (python manage.py run_worker)
+    scheduler        (python manage.py sweep --every 1: the Procfile's scheduler, on a short
+                      period, so periodic work such as expiring lapsed holds happens in seconds)
     PostgreSQL       (a fresh database, migrated with the real migrations)
 
 Each process writes its log to `artifacts/e2e/<name>.log` (kept by CI on failure).
@@ -154,6 +156,12 @@ class Stack:
             [python, "manage.py", "run_worker", "--interval", "0.2"],
             self.env,
         )
+        # Unbuffered, so its log is complete even though `terminate()` stops it mid-sleep.
+        self.scheduler = Process(
+            "scheduler",
+            [python, "manage.py", "sweep", "--every", "1"],
+            self.env | {"PYTHONUNBUFFERED": "1"},
+        )
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -163,12 +171,12 @@ class Stack:
         self.manage("collectstatic", "--no-input", "-v", "0")
         self.manage("setup_stripe_webhook", "--base-url", self.base_url)
         self.manage("createsuperuser", "--no-input")
-        for process in (self.stripe, self.crm, self.web, self.worker):
+        for process in (self.stripe, self.crm, self.web, self.worker, self.scheduler):
             process.start()
         return self
 
     def stop(self) -> None:
-        for process in (self.worker, self.web, self.crm, self.stripe):
+        for process in (self.scheduler, self.worker, self.web, self.crm, self.stripe):
             process.stop()
         with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')

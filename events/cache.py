@@ -7,8 +7,7 @@ cache (Redis in production) under a *catalogue version*:
 - Every change the catalogue shows bumps the version when its transaction commits: an
   event saved or deleted, a booking that takes or frees a seat (`bookings.services`), a
   facilitator renamed. A page built before the commit (from the rows as they were) is
-  never read again. (Tests inside one never-committed transaction bump at once instead:
-  the root conftest.py.)
+  never read again.
 - Two things change with time alone: a hold lapsing frees its seat, and an event that starts
   leaves the default list. A page is kept only until the next of these moments (and at most
   CATALOGUE_CACHE_SECONDS), found with two indexed queries when the page is built.
@@ -69,15 +68,12 @@ def enabled() -> bool:
 def invalidate() -> None:
     """Stop serving the cached pages once the current transaction commits (now, outside one).
 
-    Several changes in one transaction (an event cancelled with its bookings) bump once.
+    Each change bumps after the commit: several in one transaction (an event cancelled with
+    its bookings) bump several times, which retires the same pages, a few cache calls more.
     """
-    if not enabled():
-        return
-    connection = transaction.get_connection()
-    # Django's list of this transaction's callbacks, emptied on commit and on rollback.
-    if not any(entry[1] is _bump for entry in connection.run_on_commit):
+    if enabled():
         # robust: a cache outage is logged, never turns a committed booking into an error.
-        transaction.on_commit(_bump, robust=True)
+        transaction.on_commit(bump, robust=True)
 
 
 def list_page(request: Request, query: str) -> str | None:
@@ -178,7 +174,8 @@ def _within_budget(size: int) -> bool:
     return stored <= PAGE_BYTES_PER_WINDOW
 
 
-def _bump() -> None:
+def bump() -> None:
+    """Stop serving the pages cached so far, now (`invalidate` calls it after the commit)."""
     try:
         cache.incr(VERSION_KEY)
     except ValueError:  # never set, or evicted: any new value retires the old pages

@@ -215,17 +215,27 @@ class Event(models.Model):
     def __str__(self) -> str:
         return f"{self.title} ({self.starts_at:%Y-%m-%d})"
 
+    # Whether this instance's row is in the database (read from it, or saved): see save().
+    in_database = False
+
     def save(self, *args, **kwargs):
         # An instance read before a booking and saved after it (the admin's form, a script)
         # would write back a stale counter: an update never writes `seats_claimed` unless
         # asked to by name.
-        if not self._state.adding and kwargs.get("update_fields") is None:
+        if self.in_database and kwargs.get("update_fields") is None:
             kwargs["update_fields"] = [
                 field.name
                 for field in self._meta.concrete_fields
                 if not field.primary_key and field.name != "seats_claimed"
             ]
         super().save(*args, **kwargs)
+        self.in_database = True
+
+    @classmethod
+    def from_db(cls, db, field_names, values):
+        instance = super().from_db(db, field_names, values)
+        instance.in_database = True
+        return instance
 
     def clean(self) -> None:
         validate_schedule(starts_at=self.starts_at, ends_at=self.ends_at, entering=self.pk is None)

@@ -1,13 +1,14 @@
-"""Creating, changing and deleting events. Cancelling one lives with the facilitators."""
+"""Creating, changing and deleting events.
 
-from django.utils import timezone
+Cancelling one, with its bookings and refunds: `bookings/services/event_cancellation.py`.
+"""
+
 from rest_framework import status
 
 from ahoum.db import service_transaction
 from ahoum.errors import DomainError
-from bookings import tasks as booking_tasks
 from bookings.models import Booking
-from events.models import Event, EventStatus
+from events.models import Event
 
 
 class CapacityBelowSeatsTaken(DomainError):
@@ -72,27 +73,6 @@ def update_event(*, event: Event, by, **changes) -> Event:
         event.full_clean()
         event.save()
     return event
-
-
-def cancel_event(*, event_id: int, by, reason: str = "") -> tuple[Event, bool]:
-    """Cancel an event; its bookings are settled by the worker; (event, newly cancelled).
-
-    Nobody can book it once this commits. Its bookings are cancelled (and paid ones owe a
-    refund) in batches by `bookings.tasks.settle_cancelled_event`, enqueued here, so the
-    request costs the same with two bookings or two thousand. The event stays in the
-    database with its history. Cancelling it again changes nothing.
-    """
-    with service_transaction():
-        # The booking lock: nobody can book once it is cancelled.
-        event = Event.objects.select_for_update().get(pk=event_id)
-        if event.status == EventStatus.CANCELLED:
-            return event, False
-        event.status = EventStatus.CANCELLED
-        event.cancelled_at = timezone.now()
-        event.cancellation_reason = reason
-        event.save(update_fields=["status", "cancelled_at", "cancellation_reason", "updated_at"])
-        booking_tasks.settle_cancelled_event.enqueue(event.pk, by.pk if by else None)
-    return event, True
 
 
 def delete_event(*, event: Event) -> None:

@@ -15,9 +15,9 @@ from django.template.response import TemplateResponse
 from accounts.forms import LimitedLoginForm
 from ahoum.errors import DomainError
 from bookings.models import Booking, BookingAudit
+from bookings.services import event_cancellation
 from events import services as event_services
 from events.models import Event, EventStatus
-from facilitators import services
 
 
 def may_use_backoffice(user) -> bool:
@@ -116,11 +116,6 @@ class EventBackOffice(OwnRowsAdmin):
             obj is None or obj.status == EventStatus.SCHEDULED
         )
 
-    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
-        # Django wraps a POST in transaction.atomic(); the events services open their own
-        # durable transaction (with the row lock and lock timeout), which must be the outer one.
-        return self._changeform_view(request, object_id, form_url, extra_context)
-
     def save_model(self, request, obj, form, change):
         fields = {name: form.cleaned_data[name] for name in form.changed_data}
         if change:
@@ -145,7 +140,7 @@ class EventBackOffice(OwnRowsAdmin):
             )
         reason = request.POST.get("reason", "").strip()
         for event in queryset:
-            summary = services.cancel_event(event=event, by=request.user, reason=reason)
+            summary = event_cancellation.cancel_event(event=event, by=request.user, reason=reason)
             self.message_user(
                 request,
                 f"{event.title}: cancelled. Its bookings are being cancelled and paid ones "

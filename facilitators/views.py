@@ -1,4 +1,3 @@
-from django.db.models import Count, Q
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics
@@ -9,8 +8,9 @@ from rest_framework.views import APIView
 from accounts.permissions import IsFacilitator
 from bookings.filters import BookingFilter
 from bookings.models import Booking
+from bookings.services import event_cancellation
 from events.models import Event
-from facilitators import services
+from facilitators import selectors
 from facilitators.permissions import IsEventFacilitatorOrStaff
 from facilitators.serializers import (
     CancelEventSerializer,
@@ -42,25 +42,12 @@ class RegistrationsView(OwnEventMixin, generics.ListAPIView):
     queryset = Booking.objects.none()
 
     def get_queryset(self):
-        return (
-            Booking.objects.filter(event=self.get_event())
-            .select_related("user")
-            .order_by("created_at", "id")
-        )
+        return selectors.registrations(self.get_event())
 
     @extend_schema(responses={200: RegistrationPageSerializer}, tags=["facilitator"])
     def get(self, request: Request, *args, **kwargs) -> Response:
         response = self.list(request, *args, **kwargs)
-        event = Event.objects.with_seats_left().get(pk=self.get_event().pk)
-        counts = Booking.objects.filter(event=event).registration_summary()
-        summary = {
-            "event_id": event.pk,
-            "title": event.title,
-            "capacity": event.capacity,
-            "seats_left": event.seats_left,
-            "currency": event.currency,
-            **counts,
-        }
+        summary = selectors.registration_summary(self.get_event())
         response.data["summary"] = RegistrationSummarySerializer(summary).data
         return response
 
@@ -80,7 +67,7 @@ class CancelEventView(OwnEventMixin, APIView):
         event = self.get_event()
         serializer = CancelEventSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        summary = services.cancel_event(
+        summary = event_cancellation.cancel_event(
             event=event, by=request.user, reason=serializer.validated_data["reason"]
         )
         return Response(summary.as_dict())
@@ -94,13 +81,7 @@ class FacilitatorEventsView(generics.ListAPIView):
     queryset = Event.objects.none()
 
     def get_queryset(self):
-        events = Event.objects.for_catalogue().annotate(
-            bookings_confirmed=Count("bookings", filter=Q(bookings__status="confirmed")),
-            bookings_pending=Count("bookings", filter=Q(bookings__status="pending")),
-        )
-        if not self.request.user.is_staff:
-            events = events.filter(facilitator=self.request.user)
-        return events.order_by("-starts_at", "-id")
+        return selectors.own_events(self.request.user)
 
     @extend_schema(tags=["facilitator"])
     def get(self, request: Request, *args, **kwargs) -> Response:

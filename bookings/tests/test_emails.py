@@ -27,11 +27,11 @@ from icalendar import Calendar
 from accounts.tests.factories import FacilitatorFactory, UserFactory
 from ahoum import attempts
 from ahoum.attempts import AttemptStatus
-from bookings import notifications, payments, services, tasks
+from bookings import notifications, services, tasks
 from bookings.models import Booking, BookingAudit, BookingEmail
+from bookings.services import event_cancellation, payments
 from conftest import client_for, run_tasks
 from events.tests.factories import EventFactory
-from facilitators import services as facilitator_services
 
 pytestmark = pytest.mark.django_db
 
@@ -308,7 +308,7 @@ def test_event_cancelled_by_the_facilitator_emails_each_attendee_with_the_reason
     run_tasks()
     mail.outbox.clear()
 
-    facilitator_services.cancel_event(event=event, by=host, reason="The teacher is ill")
+    event_cancellation.cancel_event(event=event, by=host, reason="The teacher is ill")
     run_tasks()
 
     # The paid attendee: told about the cancellation, then about the refund Stripe made.
@@ -350,13 +350,14 @@ def test_payment_after_the_seat_was_gone_sends_no_confirmation_only_the_refund(
 ):
     booking = book(attendee, paid_event)
     with time_machine.travel(booking.hold_expires_at + timedelta(minutes=1)):
-        book(UserFactory(), paid_event)  # takes the only seat
+        book(UserFactory(), paid_event)  # takes the only seat: the lapsed hold is released
         late = services.mark_paid(booking_id=booking.pk)
         assert (late.status, late.payment_status) == ("expired", "paid")
         services.mark_refunded(booking_id=booking.pk)
         run_tasks()
 
-    (refund,) = sent_to("alice@example.com")
+    released, refund = sent_to("alice@example.com")
+    assert released.subject == "Ahoum: Your held seat for Sound Bath was released"
     assert "We have issued a full refund of 49.50 EUR" in refund.body
     assert "Your booking is cancelled." not in refund.body
     assert sent_to("maya@example.com") == []

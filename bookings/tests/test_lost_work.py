@@ -23,8 +23,9 @@ from django_tasks_db.models import DBTaskResult
 from accounts.tests.factories import UserFactory
 from ahoum import attempts
 from ahoum.attempts import AttemptStatus
-from bookings import notifications, payments, refunds, services
+from bookings import notifications, services
 from bookings.models import BookingEmail, Refund, StripeEventReceipt
+from bookings.services import payments, refunds
 from conftest import client_for, run_tasks, run_tasks_until
 from events.models import Event
 from events.tests.factories import EventFactory

@@ -18,8 +18,10 @@ from django_tasks_db.models import DBTaskResult
 from accounts.tests.factories import UserFactory
 from ahoum import attempts
 from ahoum.attempts import AttemptStatus
-from bookings import payments, refunds, services, tasks
+from bookings import services, tasks
 from bookings.models import Booking, Payment, PaymentIssue, Refund
+from bookings.services import booking as booking_service
+from bookings.services import payments, refunds
 from conftest import client_for, run_tasks, run_tasks_until
 from events.tests.factories import EventFactory
 from fakes.stripe_api import TEST_SECRET_KEY
@@ -268,7 +270,7 @@ def test_settling_a_cancelled_event_survives_a_worker_dying_mid_batch(
 ):
     paid = [paid_booking(stripe_on, event) for _ in range(3)]
     client_for(event.facilitator).post(f"/facilitator/cancel/{event.pk}")
-    real_cancel = services._cancel
+    real_cancel = booking_service.cancel_locked
     seen = []
 
     def dies_on_the_second_booking(booking, **kwargs):
@@ -278,7 +280,7 @@ def test_settling_a_cancelled_event_survives_a_worker_dying_mid_batch(
         return real_cancel(booking, **kwargs)
 
     with monkeypatch.context() as patch:
-        patch.setattr(services, "_cancel", dies_on_the_second_booking)
+        patch.setattr(booking_service, "cancel_locked", dies_on_the_second_booking)
         with pytest.raises(SystemExit):
             tasks.settle_cancelled_event.call(event.pk, event.facilitator_id)
     # The batch rolled back: nothing was cancelled, and a takeover task is waiting.

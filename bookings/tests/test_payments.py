@@ -13,8 +13,9 @@ from django.utils import timezone
 
 from accounts.tests.factories import UserFactory
 from ahoum.attempts import AttemptStatus
-from bookings import payments, services
+from bookings import services
 from bookings.models import Booking, BookingAudit, PaymentIssue, Refund
+from bookings.services import payments
 from conftest import client_for, run_tasks, run_tasks_until
 from events.tests.factories import EventFactory
 

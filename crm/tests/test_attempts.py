@@ -33,9 +33,10 @@ from ahoum import attempts
 from ahoum.attempts import AttemptStatus
 from bookings import services as booking_services
 from bookings.models import Booking
+from bookings.signals import booking_changed
 from conftest import client_for, run_tasks
 from crm import client as crm_client
-from crm import services
+from crm import notifier, receiver
 from crm.models import CRMBooking, CRMNotification, Delivery, DeliveryKind
 from crm.tests.conftest import FORWARD_TOKEN, SECRET, Sender, assert_signed, original_payload
 from events.tests.factories import EventFactory
@@ -156,15 +157,23 @@ def test_each_booking_change_commits_its_delivery_with_the_task_of_its_first_att
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_change_that_rolls_back_leaves_no_delivery_and_no_task(crm_server, monkeypatch):
+def test_a_change_that_rolls_back_leaves_no_delivery_and_no_task(crm_server):
     event = EventFactory(price=Decimal("0"))
+    written = []
 
-    def fail(event_id):
+    def fail(sender, **kwargs):
+        written.append(Delivery.objects.count())
         raise OperationalError("the connection dropped")
 
-    monkeypatch.setattr(booking_services, "_claim_a_seat", fail)  # after the delivery's INSERT
-    with pytest.raises(OperationalError):
-        book_free(event)
+    # Connected after the CRM's receiver, so the change fails after its delivery's INSERT.
+    booking_changed.connect(fail, weak=False, dispatch_uid="test.fails_after_the_crm")
+    try:
+        with pytest.raises(OperationalError):
+            book_free(event)
+    finally:
+        booking_changed.disconnect(dispatch_uid="test.fails_after_the_crm")
+
+    assert written == [1]
 
     assert not Booking.objects.exists()
     assert not Delivery.objects.exists()
@@ -180,7 +189,7 @@ def test_a_change_whose_first_attempt_cannot_be_enqueued_commits_nothing(crm_ser
         def enqueue(self, *args):
             raise OperationalError("could not connect to server")
 
-    monkeypatch.setattr(services, "POLICY", dataclasses.replace(services.POLICY, task=QueueGone()))
+    monkeypatch.setattr(notifier, "POLICY", dataclasses.replace(notifier.POLICY, task=QueueGone()))
     with pytest.raises(OperationalError):
         book_free(event)
 
@@ -196,7 +205,7 @@ def test_a_first_attempt_task_skips_a_delivery_whose_attempt_is_taken_or_not_due
     book_free(event)
     book_free(event)
     running, scheduled = Delivery.objects.order_by("pk")
-    assert attempts.claim(Delivery, running.pk, after_attempts=0, policy=services.POLICY)
+    assert attempts.claim(Delivery, running.pk, after_attempts=0, policy=notifier.POLICY)
     later = timezone.now() + timedelta(minutes=5)
     Delivery.objects.filter(pk=scheduled.pk).update(next_attempt_at=later)
 
@@ -226,7 +235,7 @@ def test_died_right_after_the_claim_the_attempt_is_made_when_the_lease_ends(targ
     delivery = target.queue()
 
     # A worker claims attempt 1, then dies before sending or recording anything.
-    claimed = attempts.claim(Delivery, delivery.pk, after_attempts=0, policy=services.POLICY)
+    claimed = attempts.claim(Delivery, delivery.pk, after_attempts=0, policy=notifier.POLICY)
     assert (claimed.status, claimed.attempts) == (AttemptStatus.RUNNING, 1)
     assert claimed.next_attempt_at > timezone.now()  # the lease
 
@@ -267,7 +276,7 @@ def test_died_during_the_call_the_attempt_is_repeated_with_the_same_webhook_id(
         else:
             patched.setattr(crm_client, "post", dies)
         with pytest.raises(SystemExit):
-            services.attempt_delivery(delivery_id=delivery.pk, after_attempts=0)
+            notifier.attempt_delivery(delivery_id=delivery.pk, after_attempts=0)
 
     sent_before = 1 if receiver_got_it else 0
     assert len(target.server.log) == sent_before
@@ -314,7 +323,7 @@ def test_answered_but_died_before_recording_the_attempt_is_repeated_with_the_sam
     calls = dies_once(monkeypatch, "record_success")
 
     with pytest.raises(SystemExit):
-        services.attempt_delivery(delivery_id=delivery.pk, after_attempts=0)
+        notifier.attempt_delivery(delivery_id=delivery.pk, after_attempts=0)
 
     assert len(target.server.log) == 1  # the receiver has it; we do not know that
     assert refreshed(delivery).status == AttemptStatus.RUNNING
@@ -342,13 +351,13 @@ def test_a_repeat_after_a_lost_outcome_is_stored_once_by_ahoums_own_receiver(
     book_free(EventFactory(price=Decimal("0")))
     delivery = Delivery.objects.get()
     receipts = []
-    real_receive = services.receive_notification
+    real_receive = receiver.receive_notification
 
     def receive(**kwargs):
         receipts.append(real_receive(**kwargs))
         return receipts[-1]
 
-    monkeypatch.setattr(services, "receive_notification", receive)
+    monkeypatch.setattr(receiver, "receive_notification", receive)
     with monkeypatch.context() as patched:
         if crash == "mid-answer":
             real_post = requests.post
@@ -361,7 +370,7 @@ def test_a_repeat_after_a_lost_outcome_is_stored_once_by_ahoums_own_receiver(
         else:
             dies_once(patched, "record_success")
         with pytest.raises(SystemExit):
-            services.attempt_delivery(delivery_id=delivery.pk, after_attempts=0)
+            notifier.attempt_delivery(delivery_id=delivery.pk, after_attempts=0)
 
     assert CRMNotification.objects.filter(webhook_id=delivery.webhook_id).count() == 1
     assert refreshed(delivery).status == AttemptStatus.RUNNING
@@ -386,7 +395,7 @@ def test_an_attempt_lost_past_the_retry_window_gives_up(target, settings):
     settings.CRM_RETRY_HOURS = 1
     target.server.expect_request(target.path).respond_with_data("ok")
     delivery = target.queue()
-    attempts.claim(Delivery, delivery.pk, after_attempts=0, policy=services.POLICY)
+    attempts.claim(Delivery, delivery.pk, after_attempts=0, policy=notifier.POLICY)
 
     with time_machine.travel(delivery.retry_until + timedelta(seconds=1)):
         run_tasks()  # the lease task: no attempt may start after the window
@@ -482,7 +491,7 @@ def test_sweep_re_enqueues_a_delivery_whose_task_row_was_lost(target, capsys, lo
     delivery = target.queue()
     if lost == "lease":
         # A worker claimed the attempt and died, and the lease's task row was lost too.
-        attempts.claim(Delivery, delivery.pk, after_attempts=0, policy=services.POLICY)
+        attempts.claim(Delivery, delivery.pk, after_attempts=0, policy=notifier.POLICY)
     DBTaskResult.objects.all().delete()
 
     call_command("sweep")  # not overdue by the grace yet

@@ -13,7 +13,7 @@ from accounts.tests.factories import UserFactory
 from ahoum.attempts import AttemptStatus
 from bookings import services as booking_services
 from conftest import client_for, run_tasks
-from crm import services
+from crm import notifier
 from crm.models import CRMBooking, CRMNotification, Delivery
 from events.tests.factories import EventFactory
 
@@ -66,7 +66,7 @@ def test_racing_workers_make_one_attempt_and_record_one_delivery(crm_server):
     def work():
         try:
             start.wait(timeout=10)
-            outcomes.append(services.attempt_delivery(delivery_id=delivery.pk, after_attempts=0))
+            outcomes.append(notifier.attempt_delivery(delivery_id=delivery.pk, after_attempts=0))
         finally:
             connection.close()
 

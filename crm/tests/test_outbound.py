@@ -12,7 +12,6 @@ from decimal import Decimal
 
 import pytest
 import time_machine
-from django.conf import settings
 from django.utils import timezone
 from pytest_httpserver import HTTPServer
 from werkzeug import Response
@@ -24,7 +23,7 @@ from bookings import services as booking_services
 from bookings.exceptions import SoldOut
 from bookings.models import Booking, BookingAudit
 from conftest import client_for, run_tasks
-from crm import services
+from crm import notifier
 from crm.models import Delivery
 from crm.tests.conftest import SECRET, assert_signed, free_port
 from events.tests.factories import EventFactory
@@ -143,9 +142,9 @@ def test_every_booking_change_is_one_delivery_in_sequence(crm_server, paid_event
     booking_services.cancel_booking(booking=booking, by=person)
     booking_services.mark_refunded(booking_id=booking.pk, reason="refunded by hand")
     other = booking_services.book_event(user=UserFactory(), event_id=paid_event.pk)
-    swept = other.hold_expires_at + timedelta(seconds=settings.HOLD_SWEEP_SECONDS)
-    with time_machine.travel(swept):
-        run_tasks()  # the hold sweep, and every delivery
+    with time_machine.travel(other.hold_expires_at + timedelta(seconds=1)):
+        booking_services.expire_stale_holds()  # the scheduler's work (`manage.py sweep`)
+        run_tasks()  # every delivery
 
     sent = {(p["booking_id"], p["sequence"]): p for p in received_json(crm_server)}
     assert [
@@ -164,14 +163,14 @@ def test_every_booking_change_is_one_delivery_in_sequence(crm_server, paid_event
 
 
 def test_cancelling_an_event_notifies_each_of_its_bookings(crm_server, free_event):
-    from events import services as event_services
+    from bookings.services import event_cancellation
 
     crm_server.expect_request("/crm").respond_with_data("ok")
     bookings = [
         booking_services.book_event(user=UserFactory(), event_id=free_event.pk) for _ in range(3)
     ]
 
-    event_services.cancel_event(event_id=free_event.pk, by=free_event.facilitator, reason="ill")
+    event_cancellation.cancel_event(event=free_event, by=free_event.facilitator, reason="ill")
     run_tasks()
 
     cancelled = [p for p in received_json(crm_server) if p["type"] == "booking.event_cancelled"]
@@ -349,8 +348,8 @@ def test_two_tasks_for_the_same_attempt_send_once(crm_server, paid_event):
     booking_services.book_event(user=UserFactory(), event_id=paid_event.pk)
     delivery = Delivery.objects.get()
 
-    first = services.attempt_delivery(delivery_id=delivery.pk, after_attempts=0)
-    second = services.attempt_delivery(delivery_id=delivery.pk, after_attempts=0)
+    first = notifier.attempt_delivery(delivery_id=delivery.pk, after_attempts=0)
+    second = notifier.attempt_delivery(delivery_id=delivery.pk, after_attempts=0)
     run_tasks()  # the task queued with the delivery: attempt 1 is made already
 
     assert first == second == AttemptStatus.SUCCEEDED
@@ -365,7 +364,7 @@ def test_an_attempt_lost_with_its_worker_is_made_again_after_its_lease(crm_serve
     delivery = Delivery.objects.get()
 
     # A worker claims attempt 1, then dies before sending or recording anything.
-    claimed = attempts.claim(Delivery, delivery.pk, after_attempts=0, policy=services.POLICY)
+    claimed = attempts.claim(Delivery, delivery.pk, after_attempts=0, policy=notifier.POLICY)
     assert (claimed.status, claimed.attempts) == (AttemptStatus.RUNNING, 1)
     run_tasks()  # the original task finds attempt 1 taken; the lease has not ended
     assert received(crm_server) == []
@@ -395,7 +394,7 @@ def test_a_late_failure_report_never_undoes_a_delivery(crm_server, paid_event):
         delivery.pk,
         attempt=1,
         error="late",
-        policy=services.POLICY,
+        policy=notifier.POLICY,
         last_status_code=500,
     )
     attempts.record_success(Delivery, delivery.pk, last_status_code=201)
@@ -421,7 +420,7 @@ def test_redeliver_sends_a_failed_delivery_again_to_the_current_url(
     assert delivery.status == AttemptStatus.GAVE_UP
 
     settings.CRM_WEBHOOK_URL = crm_server.url_for("/crm")
-    assert services.redeliver(delivery_id=delivery.pk) is True
+    assert notifier.redeliver(delivery_id=delivery.pk) is True
     run_tasks()
 
     delivery.refresh_from_db()
@@ -429,7 +428,7 @@ def test_redeliver_sends_a_failed_delivery_again_to_the_current_url(
     assert delivery.target_url == crm_server.url_for("/crm")
     first, second = received(crm_server)
     assert first.headers["webhook-id"] == second.headers["webhook-id"]
-    assert services.redeliver(delivery_id=delivery.pk) is False  # delivered stays delivered
+    assert notifier.redeliver(delivery_id=delivery.pk) is False  # delivered stays delivered
 
 
 def test_redeliver_clears_giving_up_and_opens_a_fresh_retry_window(
@@ -445,7 +444,7 @@ def test_redeliver_clears_giving_up_and_opens_a_fresh_retry_window(
 
     later = timezone.now() + timedelta(hours=3)  # long past the first retry window
     with time_machine.travel(later, tick=False):
-        assert services.redeliver(delivery_id=delivery.pk) is True
+        assert notifier.redeliver(delivery_id=delivery.pk) is True
         delivery.refresh_from_db()
         assert (delivery.status, delivery.gave_up_at) == (AttemptStatus.PENDING, None)
         assert delivery.retry_until == later + timedelta(hours=1)
@@ -459,9 +458,9 @@ def test_redeliver_leaves_an_attempt_under_way_alone(crm_server, paid_event):
     crm_server.expect_request("/crm").respond_with_data("ok")
     booking_services.book_event(user=UserFactory(), event_id=paid_event.pk)
     delivery = Delivery.objects.get()
-    attempts.claim(Delivery, delivery.pk, after_attempts=0, policy=services.POLICY)
+    attempts.claim(Delivery, delivery.pk, after_attempts=0, policy=notifier.POLICY)
 
-    assert services.redeliver(delivery_id=delivery.pk) is False
+    assert notifier.redeliver(delivery_id=delivery.pk) is False
     run_tasks()
 
     delivery.refresh_from_db()
@@ -508,9 +507,10 @@ def test_booking_succeeds_at_once_and_its_notification_survives_an_unreachable_t
         assert (delivery.status, delivery.attempts) == (AttemptStatus.SUCCEEDED, 3)
         succeeded_at = delivery.succeeded_at
 
-        # Much later: the hold expires (a second change, so a second delivery) and every
-        # leftover task has run, including the lease checks of earlier attempts.
+        # Much later: the scheduler expires the hold (a second change, so a second delivery)
+        # and every leftover task has run, including the lease checks of earlier attempts.
         with time_machine.travel(timezone.now() + timedelta(days=2)):
+            booking_services.expire_stale_holds()
             run_tasks()
         log = list(crm.log)
     finally:
@@ -557,13 +557,13 @@ def test_production_refuses_an_example_or_missing_crm_secret(env, message):
 
 
 def test_event_cancellation_reason_reaches_the_crm(crm_server, user):
-    from facilitators import services as facilitator_services
+    from bookings.services import event_cancellation
 
     event = EventFactory(price=0)
     crm_server.expect_request("/crm").respond_with_data("ok")
     booking_services.book_event(user=user, event_id=event.pk)
 
-    facilitator_services.cancel_event(event=event, by=event.facilitator, reason="Storm warning")
+    event_cancellation.cancel_event(event=event, by=event.facilitator, reason="Storm warning")
     run_tasks()  # the worker settles the event's bookings, then sends their notifications
 
     latest = Delivery.objects.filter(event_type="booking.event_cancelled").get()

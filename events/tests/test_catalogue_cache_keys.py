@@ -299,7 +299,7 @@ def test_junk_and_respellings_leave_redis_as_it_was(api_client, settings, catalo
     prefix = f"test-{uuid.uuid4().hex}"
     settings.CACHES = {
         "default": {
-            "BACKEND": "ahoum.cache.RedisCache",
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": os.environ["TEST_REDIS_URL"],
             "KEY_PREFIX": prefix,
         }

@@ -11,8 +11,9 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from accounts.tests.factories import FacilitatorFactory, UserFactory
-from bookings import payments, services
+from bookings import services
 from bookings.models import Booking, BookingAudit, Refund
+from bookings.services import payments
 from conftest import assert_renders_like_drf, client_for, clients_by_role, run_tasks
 from events.models import Event
 from events.tests.factories import EventFactory

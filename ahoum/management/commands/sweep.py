@@ -15,7 +15,7 @@ from django.core.management.base import BaseCommand
 from django.db import DatabaseError, connections
 
 from ahoum import attempts
-from bookings import notifications, payments, refunds, services, tasks
+from bookings import notifications, services, tasks
 from bookings.models import (
     Booking,
     BookingEmail,
@@ -23,7 +23,8 @@ from bookings.models import (
     Refund,
     StripeEventReceipt,
 )
-from crm import services as crm_services
+from bookings.services import payments, refunds
+from crm import notifier as crm_notifier
 from crm.models import Delivery
 from events.models import Event, EventStatus
 
@@ -37,7 +38,7 @@ ATTEMPTED = [
     (Refund, refunds.POLICY),
     (CheckoutSessionExpiry, payments.SESSION_EXPIRY_POLICY),
     (BookingEmail, notifications.POLICY),
-    (Delivery, crm_services.POLICY),
+    (Delivery, crm_notifier.POLICY),
 ]
 
 

@@ -1,8 +1,10 @@
-"""Stripe: Checkout Sessions for paid bookings, webhook outcomes, refunds.
+"""Payments: Stripe Checkout for paid bookings, Stripe's webhooks, and payment state.
 
 Every Stripe call here runs outside any transaction that holds a lock; the booking's state
-changes only through `bookings.services`. Webhooks arrive through dj-stripe's view (which
-verifies the signature and stores the event), whose receiver enqueues `apply_stripe_event`.
+changes only through `booking.transition()`. Webhooks arrive through dj-stripe's view (which
+verifies the signature and stores the event), whose receiver (`bookings/receivers.py`) writes
+a receipt that the worker applies (`attempt_stripe_event`). A payment settles a booking in
+`settle()`: confirmed if it has a seat, otherwise owed back (`refunds`).
 """
 
 import logging
@@ -14,7 +16,8 @@ from django.utils import timezone
 from djstripe.models import Event as StripeEvent
 
 from ahoum import attempts
-from bookings import refunds, services, tasks
+from ahoum.db import service_transaction
+from bookings import tasks
 from bookings.exceptions import (
     NotPayable,
     PaymentProviderError,
@@ -23,6 +26,7 @@ from bookings.exceptions import (
 )
 from bookings.models import (
     Booking,
+    BookingStatus,
     CheckoutSessionExpiry,
     Payment,
     PaymentIssue,
@@ -31,6 +35,9 @@ from bookings.models import (
     StripeEventReceipt,
 )
 from bookings.money import minor_units
+from bookings.services import booking as booking_service
+from bookings.services import refunds
+from events.models import Event, EventStatus
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +55,7 @@ def configured() -> bool:
 
 def book_with_checkout(*, user, event_id: int) -> Booking:
     """Book a seat; a paid hold also gets a Checkout Session when Stripe is configured."""
-    booking = services.book_event(user=user, event_id=event_id)
+    booking = booking_service.book_event(user=user, event_id=event_id)
     if booking.payment_status == PaymentStatus.UNPAID and configured():
         booking = open_checkout(booking=booking)
     return booking
@@ -62,7 +69,7 @@ def checkout(*, booking: Booking, by) -> Booking:
         raise NotPayable(f"This booking is already {booking.payment_status}.")
     if booking.checkout_session_id and booking.holds_seat():
         return booking
-    booking = services.renew_hold(booking=booking, by=by)
+    booking = booking_service.renew_hold(booking=booking, by=by)
     return open_checkout(booking=booking)
 
 
@@ -81,7 +88,7 @@ def open_checkout(*, booking: Booking) -> Booking:
             "checkout session for booking %s failed: %s", booking.pk, type(error).__name__
         )
         # Its own change name: the person got the error at once, no "seat released" email.
-        services.release_hold(
+        booking_service.release_hold(
             booking_id=booking.pk,
             reason="payment provider failed at checkout",
             change="booking.checkout_failed",
@@ -93,7 +100,7 @@ def open_checkout(*, booking: Booking) -> Booking:
             raise PaymentProviderUnavailable() from error
         raise PaymentProviderError() from error
     logger.info("checkout session %s opened for booking %s", session.id, booking.pk)
-    return services.attach_checkout(
+    return attach_checkout(
         booking_id=booking.pk,
         session_id=session.id,
         url=session.url,
@@ -223,7 +230,7 @@ def _session_paid(session: dict, occurred_at: datetime) -> None:
     paid_currency = (session.get("currency") or "").upper()
     if session.get("amount_total") != expected or paid_currency != booking.currency:
         logger.error("stripe session %s amount mismatch for booking %s", session["id"], booking.pk)
-        services.flag_payment_issue(
+        flag_payment_issue(
             booking_id=booking.pk,
             kind=PaymentIssueKind.AMOUNT_MISMATCH,
             detail=(
@@ -233,7 +240,7 @@ def _session_paid(session: dict, occurred_at: datetime) -> None:
             stripe_object_id=session["id"],
         )
         return
-    services.record_checkout_payment(
+    record_checkout_payment(
         booking_id=booking.pk,
         session_id=session["id"],
         payment_intent_id=session.get("payment_intent") or "",
@@ -246,7 +253,9 @@ def _session_failed(session: dict, occurred_at: datetime) -> None:
     # Only the booking's current session ends its hold: a renewed hold has a newer session.
     if booking is None or booking.checkout_session_id != session["id"]:
         return
-    services.release_hold(booking_id=booking.pk, reason=f"Stripe checkout {session['id']} ended")
+    booking_service.release_hold(
+        booking_id=booking.pk, reason=f"Stripe checkout {session['id']} ended"
+    )
 
 
 def _charge_refunded(charge: dict, occurred_at: datetime) -> None:
@@ -264,7 +273,7 @@ def _charge_refunded(charge: dict, occurred_at: datetime) -> None:
         return  # a second payment of the booking, refunded by its own Refund row
     booking = payment.booking
     if charge.get("amount_refunded", 0) < charge.get("amount", 0):
-        services.flag_payment_issue(
+        flag_payment_issue(
             booking_id=booking.pk,
             kind=PaymentIssueKind.AMOUNT_MISMATCH,
             detail=f"Partial refund in Stripe ({charge.get('amount_refunded')} of "
@@ -273,7 +282,7 @@ def _charge_refunded(charge: dict, occurred_at: datetime) -> None:
         )
         return
     if booking.payment_status == PaymentStatus.PAID:
-        services.mark_refunded(booking_id=booking.pk, reason="refunded in Stripe (charge.refunded)")
+        refunds.mark_refunded(booking_id=booking.pk, reason="refunded in Stripe (charge.refunded)")
 
 
 def _refund_failed(stripe_refund: dict, occurred_at: datetime) -> None:
@@ -282,7 +291,7 @@ def _refund_failed(stripe_refund: dict, occurred_at: datetime) -> None:
     https://docs.stripe.com/refunds#failed-refunds"""
     if stripe_refund.get("status") != "failed":
         return  # refund.updated for another change
-    services.refund_failed_in_stripe(
+    refunds.refund_failed_in_stripe(
         stripe_refund_id=stripe_refund.get("id") or "",
         reason=stripe_refund.get("failure_reason") or "unknown",
     )
@@ -297,7 +306,7 @@ def _booking_for_session(session: dict) -> Booking | None:
         booking = Booking.objects.filter(pk=int(reference)).first()
     if booking is None:
         logger.error("stripe session %s names no known booking (%r)", session.get("id"), reference)
-        services.flag_payment_issue(
+        flag_payment_issue(
             booking_id=None,
             kind=PaymentIssueKind.UNKNOWN_BOOKING,
             detail=f"Checkout session names booking {reference!r}, which does not exist.",
@@ -374,3 +383,191 @@ SESSION_EXPIRY_POLICY = attempts.Policy(
         max_seconds="REFUND_RETRY_MAX_DELAY_SECONDS",
     ),
 )
+
+
+# --- Payment state ---------------------------------------------------------------------------
+
+
+def mark_paid(*, booking_id: int, actor=None, reason: str = "payment received") -> Booking:
+    """Record that the booking's amount was received outside Stripe (staff, the CRM).
+
+    Confirmed when it still has (or can retake) its seat; otherwise `paid` without a seat and
+    owed back. Its open Checkout Session is expired, so the person cannot pay twice; should a
+    payment still arrive there, it is refunded (`record_checkout_payment`). Recording the same
+    payment twice changes nothing.
+    """
+    now = timezone.now()
+    with service_transaction():
+        booking = booking_service.lock_with_event(booking_id, missing=Booking.DoesNotExist)
+        if booking.payment_status != PaymentStatus.UNPAID:
+            return booking  # already paid, refunded or free: a replay
+        settle(booking, payment=None, paid_at=now, actor=actor, reason=reason, now=now)
+        expire_open_checkout(booking)
+    return booking
+
+
+def record_checkout_payment(
+    *,
+    booking_id: int,
+    session_id: str,
+    payment_intent_id: str,
+    paid_at: datetime,
+) -> Payment:
+    """Record a paid Checkout Session of the booking, once; the `Payment`.
+
+    The first payment of an unpaid booking settles it, judged by `paid_at` (when Stripe says
+    it was paid, not when this runs): paid before the hold ended confirms the booking even if
+    the hold lapsed since. Any other payment (the booking was paid already, by another session
+    or outside Stripe) is refunded in full and flagged for staff.
+    """
+    now = timezone.now()
+    with service_transaction():
+        booking = booking_service.lock_with_event(booking_id, missing=Booking.DoesNotExist)
+        payment = Payment.objects.filter(checkout_session_id=session_id).first()
+        if payment is not None:
+            return payment  # Stripe's second event for the same session, or a replay
+        payment = Payment.objects.create(
+            booking=booking,
+            checkout_session_id=session_id,
+            payment_intent_id=payment_intent_id,
+            amount=booking.amount,
+            currency=booking.currency,
+            paid_at=paid_at,
+            settles_booking=booking.payment_status == PaymentStatus.UNPAID,
+            created_at=now,
+        )
+        if payment.settles_booking:
+            booking.payment_intent_id = payment_intent_id
+            if booking.checkout_session_id != session_id:
+                expire_open_checkout(booking)  # a renewed hold's session: no longer payable
+            settle(
+                booking,
+                payment=payment,
+                paid_at=paid_at,
+                actor=None,
+                reason=f"paid through Stripe Checkout {session_id}",
+                now=now,
+                extra_fields={"payment_intent_id"},
+            )
+        else:
+            refunds.owe(booking=booking, payment=payment, reason="paid twice", now=now)
+            flag_payment_issue(
+                booking_id=booking.pk,
+                kind=PaymentIssueKind.DUPLICATE_PAYMENT,
+                detail=(
+                    f"Checkout Session {session_id} was paid while the booking was already "
+                    f"{booking.payment_status}; that payment is being refunded in full."
+                ),
+                stripe_object_id=session_id,
+            )
+    return payment
+
+
+def attach_checkout(*, booking_id: int, session_id: str, url: str, expires_at: datetime) -> Booking:
+    """Store a hold's Checkout Session; the hold lasts as long as the session can be paid."""
+    with service_transaction():
+        booking = Booking.objects.select_for_update(no_key=True).get(pk=booking_id)
+        booking.checkout_session_id = session_id
+        booking.checkout_url = url
+        fields = ["checkout_session_id", "checkout_url", "updated_at"]
+        if booking.status == BookingStatus.PENDING and expires_at > booking.hold_expires_at:
+            booking.hold_expires_at = expires_at
+            fields.append("hold_expires_at")
+        booking.save(update_fields=fields)
+    return booking
+
+
+def flag_payment_issue(
+    *, booking_id: int | None, kind: str, detail: str, stripe_object_id: str = ""
+) -> PaymentIssue:
+    """Record something about a payment that staff must review (never auto-resolved)."""
+    return PaymentIssue.objects.create(
+        booking_id=booking_id, kind=kind, detail=detail, stripe_object_id=stripe_object_id
+    )
+
+
+def settle(
+    booking: Booking,
+    *,
+    payment: Payment | None,
+    paid_at: datetime,
+    actor,
+    reason: str,
+    now: datetime,
+    extra_fields: set[str] = frozenset(),
+) -> None:
+    """Record a locked unpaid booking's payment: confirmed if it has a seat, else owed back.
+
+    A hold paid before it ended keeps its seat even if the hold lapsed since (the worker was
+    behind): the person did everything in time. If the seat was taken meanwhile, the event
+    is overbooked by one and staff see a payment issue (README, "Payments").
+    """
+    event = booking.event
+    waiting = booking.status in (BookingStatus.PENDING, BookingStatus.EXPIRED)
+    waiting = waiting and event.status == EventStatus.SCHEDULED
+    paid_in_time = waiting and booking.hold_expires_at and paid_at <= booking.hold_expires_at
+    if waiting and (booking.holds_seat(now) or _can_retake_seat(booking, event, now)):
+        booking_service.transition(
+            booking,
+            status=BookingStatus.CONFIRMED,
+            payment_status=PaymentStatus.PAID,
+            actor=actor,
+            reason=reason if booking.holds_seat(now) else f"{reason}; a seat was still free",
+            now=now,
+            extra_fields=extra_fields,
+        )
+    elif paid_in_time and not booking_service.booked_again(booking):
+        booking_service.transition(
+            booking,
+            status=BookingStatus.CONFIRMED,
+            payment_status=PaymentStatus.PAID,
+            actor=actor,
+            reason=f"{reason} before the hold ended; confirmed over capacity",
+            now=now,
+            extra_fields=extra_fields,
+        )
+        flag_payment_issue(
+            booking_id=booking.pk,
+            kind=PaymentIssueKind.OVERBOOKED,
+            detail=(
+                f"Paid at {paid_at.isoformat()}, before the hold ended at "
+                f"{booking.hold_expires_at.isoformat()}, but processed after its seat was "
+                f"taken: {event.title} now has one booking more than its capacity."
+            ),
+        )
+    else:
+        booking_service.transition(
+            booking,
+            status=BookingStatus.EXPIRED if booking.status == BookingStatus.PENDING else None,
+            payment_status=PaymentStatus.PAID,
+            actor=actor,
+            reason=f"{reason} without a seat (hold lapsed or booking {booking.status}); "
+            "to be refunded",
+            now=now,
+            extra_fields=extra_fields,
+        )
+        # Never keep money without a seat.
+        refunds.owe(booking=booking, payment=payment, reason="paid without a seat", now=now)
+
+
+def expire_open_checkout(booking: Booking) -> None:
+    """Owe the expiry of the booking's Checkout Session, made by the worker (`payments`)."""
+    if not booking.checkout_session_id:
+        return
+    expiry, created = CheckoutSessionExpiry.objects.get_or_create(
+        checkout_session_id=booking.checkout_session_id,
+        defaults={"booking": booking, "next_attempt_at": timezone.now()},
+    )
+    if created:
+        attempts.schedule(expiry, SESSION_EXPIRY_POLICY)
+
+
+def _can_retake_seat(booking: Booking, event: Event, now: datetime) -> bool:
+    """Whether a lapsed hold being paid can have a seat (its own, or a free one)."""
+    if event.status != EventStatus.SCHEDULED or event.starts_at <= now:
+        return False
+    if booking_service.booked_again(booking):
+        return False
+    # Still pending: it is still in the counter, so nobody took its seat (a booking that found
+    # the counter full would have marked it expired). Expired: it needs a free seat again.
+    return booking.status == BookingStatus.PENDING or booking_service.has_free_seat(event, now)

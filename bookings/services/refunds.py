@@ -14,10 +14,24 @@ from datetime import datetime, timedelta
 
 import stripe
 from django.conf import settings
+from django.utils import timezone
 
 from ahoum import attempts
+from ahoum.attempts import AttemptStatus
+from ahoum.db import service_transaction
 from bookings import money, tasks
-from bookings.models import Booking, Payment, PaymentIssue, PaymentIssueKind, Refund
+from bookings.exceptions import NotPayable
+from bookings.models import (
+    ACTIVE_STATUSES,
+    Booking,
+    BookingStatus,
+    Payment,
+    PaymentIssue,
+    PaymentIssueKind,
+    PaymentStatus,
+    Refund,
+)
+from bookings.services import booking as booking_service
 
 logger = logging.getLogger(__name__)
 
@@ -76,8 +90,6 @@ def owe(*, booking: Booking, payment: Payment | None, reason: str, now: datetime
 
 def attempt_refund(*, refund_id: int, after_attempts: int) -> Refund:
     """Make a refund's next attempt through Stripe, unless another task made it; the refund."""
-    from bookings import services  # services owe refunds; a refund's success is a service
-
     refund = attempts.claim(Refund, refund_id, after_attempts=after_attempts, policy=POLICY)
     if refund is None:
         return Refund.objects.get(pk=refund_id)
@@ -108,12 +120,12 @@ def attempt_refund(*, refund_id: int, after_attempts: int) -> Refund:
         if error.code == "charge_already_refunded":
             # Refunded in Stripe already (the dashboard, or our own earlier key): the money
             # is back, which is all this refund is for.
-            return services.refund_succeeded(refund_id=refund.pk, stripe_refund_id="")
+            return refund_succeeded(refund_id=refund.pk, stripe_refund_id="")
         return _failed(refund, error)
     except Exception as error:  # a hang, a 5xx, a bug: recorded and retried, never silent
         return _failed(refund, error)
     logger.info("refund %s succeeded for booking %s", stripe_refund.id, refund.booking_id)
-    return services.refund_succeeded(refund_id=refund.pk, stripe_refund_id=stripe_refund.id)
+    return refund_succeeded(refund_id=refund.pk, stripe_refund_id=stripe_refund.id)
 
 
 def _failed(refund: Refund, error: Exception) -> Refund:
@@ -150,3 +162,96 @@ def status_of(refunds: list[Refund]) -> str | None:
     if all(refund.status == attempts.AttemptStatus.SUCCEEDED for refund in refunds):
         return "succeeded"
     return "pending"
+
+
+# --- Refund outcomes -------------------------------------------------------------------------
+
+
+def refund_succeeded(*, refund_id: int, stripe_refund_id: str) -> Refund:
+    """Record that Stripe moved a refund's money back; a booking's own money marks it refunded."""
+    booking_id = Refund.objects.values_list("booking_id", flat=True).get(pk=refund_id)
+    now = timezone.now()
+    with service_transaction():
+        booking = booking_service.lock_with_event(booking_id, missing=Booking.DoesNotExist)
+        refund = (
+            Refund.objects.select_for_update(of=("self",))
+            .select_related("payment")
+            .get(pk=refund_id)
+        )
+        succeeded_now = attempts.succeed(refund, now=now, stripe_refund_id=stripe_refund_id)
+        if not succeeded_now and stripe_refund_id and not refund.stripe_refund_id:
+            # charge.refunded got here first: keep Stripe's id of the refund all the same.
+            refund.stripe_refund_id = stripe_refund_id
+            refund.save(update_fields=["stripe_refund_id", "updated_at"])
+        settling = refund.payment is None or refund.payment.settles_booking
+        if settling and booking.payment_status == PaymentStatus.PAID:
+            _refunded(booking, actor=None, reason=f"refunded: {refund.reason}", now=now)
+    return refund
+
+
+def refund_failed_in_stripe(*, stripe_refund_id: str, reason: str) -> Refund | None:
+    """Stripe reports a refund it had accepted as failed: hand it to staff; None if unknown.
+
+    The money did not go back, so the refund gives up (the booking's `refund_status` says
+    `failed`) and staff get a `refund_failing` payment issue to refund it another way.
+    Idempotent: the same report twice changes nothing.
+    """
+    refund = Refund.objects.filter(stripe_refund_id=stripe_refund_id).exclude(stripe_refund_id="")
+    found = refund.values_list("pk", "booking_id").first()
+    if found is None:
+        logger.warning("refund.failed for unknown Stripe refund %s", stripe_refund_id)
+        return None
+    refund_id, booking_id = found
+    now = timezone.now()
+    with service_transaction():
+        booking_service.lock_with_event(booking_id)
+        refund = Refund.objects.select_for_update(of=("self",)).get(pk=refund_id)
+        if refund.status == AttemptStatus.GAVE_UP:
+            return refund
+        refund.failures += 1  # a known failure: a staff retry must use a new idempotency key
+        attempts.give_up(
+            refund,
+            error=f"Stripe reported refund {stripe_refund_id} failed ({reason}): "
+            "refund this by hand.",
+            policy=POLICY,
+            now=now,
+        )
+    return refund
+
+
+def mark_refunded(*, booking_id: int, actor=None, reason: str = "refunded") -> Booking:
+    """Record that a paid booking's money went back (Stripe's `charge.refunded`, staff).
+
+    An active booking is cancelled, and refunds still owed for its money are settled: the
+    money is back. Idempotent: our own refund and Stripe's later `charge.refunded` both come.
+    """
+    now = timezone.now()
+    with service_transaction():
+        booking = booking_service.lock_with_event(booking_id, missing=Booking.DoesNotExist)
+        if booking.payment_status == PaymentStatus.REFUNDED:
+            return booking
+        if booking.payment_status != PaymentStatus.PAID:
+            raise NotPayable(
+                f"Only paid bookings can be refunded (this one is {booking.payment_status})."
+            )
+        _refunded(booking, actor=actor, reason=reason, now=now)
+        owed = (
+            Refund.objects.select_for_update(of=("self",))
+            .filter(booking=booking)
+            .exclude(status=AttemptStatus.SUCCEEDED)
+            .exclude(payment__settles_booking=False)
+        )
+        for refund in owed:
+            attempts.succeed(refund, now=now)
+    return booking
+
+
+def _refunded(booking: Booking, *, actor, reason: str, now: datetime) -> None:
+    booking_service.transition(
+        booking,
+        status=BookingStatus.CANCELLED if booking.status in ACTIVE_STATUSES else None,
+        payment_status=PaymentStatus.REFUNDED,
+        actor=actor,
+        reason=reason,
+        now=now,
+    )

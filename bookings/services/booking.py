@@ -1,0 +1,406 @@
+"""Booking, cancelling, renewing and expiring a seat: the one place seats are counted.
+
+Every function here is one transaction that takes its lock first, checks, writes the booking
+and its audit row, and returns (pretix's `_perform_order`: lock, check, write). The other
+modules of `bookings.services` change a booking's state only through `transition()` here.
+
+Lock order, everywhere: the event row, then the booking row. The event row guards the
+capacity invariant (seats held + confirmed <= capacity) and carries the `seats_claimed`
+counter (pending or confirmed bookings), which `transition()` moves in the same transaction
+whenever a booking enters or leaves those states; so every change of state locks the event
+first, even one that only releases a seat. Lock waits are bounded (`service_transaction`):
+a hot event gives a clean 503, never a pile of waiting workers.
+
+A hold that lapses stops counting as a seat at once (`Event.seats_taken`, the catalogue's
+`seats_left`); the scheduler (`manage.py sweep`) marks it `expired` a little later, which
+announces `booking.expired`. A booking that finds the counter full marks the event's lapsed
+holds expired itself, so their seats can be booked before the scheduler gets there.
+"""
+
+import logging
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db.models import F
+from django.utils import timezone
+
+from ahoum.db import service_transaction
+from bookings import notifications
+from bookings.exceptions import (
+    AlreadyBooked,
+    CancellationCutoffPassed,
+    EventNotBookable,
+    EventNotFound,
+    NotCancellable,
+    NotPayable,
+    OwnEvent,
+    SoldOut,
+)
+from bookings.models import (
+    ACTIVE_STATUSES,
+    Booking,
+    BookingAudit,
+    BookingStatus,
+    Payment,
+    PaymentStatus,
+)
+from bookings.services import payments, refunds
+from bookings.signals import booking_changed
+from events import cache as catalogue_cache
+from events.models import Event, EventStatus
+
+logger = logging.getLogger(__name__)
+
+STATUS_TIMESTAMPS = {
+    BookingStatus.CONFIRMED: "confirmed_at",
+    BookingStatus.CANCELLED: "cancelled_at",
+    BookingStatus.EXPIRED: "expired_at",
+}
+PAYMENT_TIMESTAMPS = {PaymentStatus.PAID: "paid_at", PaymentStatus.REFUNDED: "refunded_at"}
+
+
+def book_event(*, user, event_id: int) -> Booking:
+    """Confirm a free seat or hold a paid one for `user`; never more seats than capacity.
+
+    Lock the event, check it can take this booking, write the booking and count its seat.
+    One active booking per person and event: checked under the lock, and kept by the
+    partial unique index whatever path writes one.
+    """
+    now = timezone.now()
+    with service_transaction():
+        event = Event.objects.select_for_update().filter(pk=event_id).first()
+        if event is None:
+            raise EventNotFound()
+        check_bookable(event, user.pk, now)
+        mine = Booking.objects.select_for_update(no_key=True).filter(user=user, event=event)
+        for booking in mine.active():
+            if booking.holds_seat(now):
+                raise AlreadyBooked(booking_id=booking.pk)
+            booking.event = event
+            # Their own lapsed hold, not marked yet: it blocks the unique index until it is.
+            transition(booking, status=BookingStatus.EXPIRED, reason="hold expired", now=now)
+        if not has_free_seat(event, now):
+            raise SoldOut()
+        booking = Booking(
+            user=user,
+            event=event,
+            facilitator_id=event.facilitator_id,
+            amount=event.price,
+            currency=event.currency,
+            created_at=now,
+        )
+        if event.is_free:
+            booking.status = BookingStatus.CONFIRMED
+            booking.payment_status = PaymentStatus.FREE
+            booking.confirmed_at = now
+        else:
+            booking.status = BookingStatus.PENDING
+            booking.payment_status = PaymentStatus.UNPAID
+            booking.hold_expires_at = now + timedelta(minutes=settings.BOOKING_HOLD_MINUTES)
+        booking.save(force_insert=True)
+        claim_seats(event, 1)
+        audit(booking, from_status="", from_payment_status="", actor=user, reason="booked", now=now)
+    return booking
+
+
+def has_free_seat(event: Event, now: datetime) -> bool:
+    """Whether the locked `event` has a seat for one more booking right now.
+
+    The counter answers while seats are left. A full counter may still count holds that
+    lapsed: they are marked expired here (what the scheduler would do a moment later), which
+    frees their seats, and the counter is read again.
+    """
+    if event.seats_claimed < event.capacity:
+        return True
+    lapsed = Booking.objects.select_for_update(no_key=True).filter(event=event).stale_holds(now)
+    for booking in lapsed.filter(payment_status=PaymentStatus.UNPAID).order_by("pk"):
+        booking.event = event
+        transition(booking, status=BookingStatus.EXPIRED, reason="hold expired", now=now)
+    return event.seats_claimed < event.capacity
+
+
+def cancel_booking(
+    *, booking: Booking, by, reason: str = "cancelled by attendee", apply_cutoff: bool = True
+) -> Booking:
+    """Cancel an active booking; its seat is free at once. A paid one owes a `Refund`.
+
+    With `apply_cutoff`, a paid booking can only be cancelled more than
+    CANCELLATION_CUTOFF_HOURS before the event starts. The refund is made by the worker
+    (`refunds`), never in this transaction or the request; an unpaid hold's open Checkout
+    Session is expired by a task, so it can no longer be paid.
+    """
+    now = timezone.now()
+    with service_transaction():
+        booking = lock_with_event(booking.pk)
+        if booking.status not in ACTIVE_STATUSES:
+            raise NotCancellable(f"This booking is already {booking.status}.")
+        if booking.payment_status == PaymentStatus.PAID:
+            cutoff = timedelta(hours=settings.CANCELLATION_CUTOFF_HOURS)
+            if apply_cutoff and booking.event.starts_at - now < cutoff:
+                raise CancellationCutoffPassed(
+                    "Paid bookings can be cancelled with a full refund until "
+                    f"{settings.CANCELLATION_CUTOFF_HOURS} hours before the event starts; "
+                    "that time has passed."
+                )
+        cancel_locked(booking, actor=by, reason=reason, now=now)
+    return booking
+
+
+def expire_hold(*, booking_id: int, now: datetime | None = None) -> bool:
+    """Mark one lapsed, unpaid hold `expired`. False if it was paid or changed meanwhile."""
+    now = now or timezone.now()
+    with service_transaction():
+        booking = lock_with_event(booking_id)
+        if booking is None or booking.status != BookingStatus.PENDING:
+            return False
+        if booking.payment_status != PaymentStatus.UNPAID or booking.hold_expires_at > now:
+            return False
+        transition(booking, status=BookingStatus.EXPIRED, reason="hold expired", now=now)
+    return True
+
+
+def expire_stale_holds(*, now: datetime | None = None, limit: int = 1000) -> int:
+    """Mark up to `limit` lapsed holds `expired`, oldest first; how many it marked.
+
+    Run by the scheduler (`manage.py sweep`). Bookkeeping: they already stopped counting as
+    seats. One transaction per hold, so a sweep never holds an event's lock for long.
+    """
+    now = now or timezone.now()
+    stale = (
+        Booking.objects.stale_holds(now)
+        .order_by("hold_expires_at", "pk")
+        .values_list("pk", flat=True)[:limit]
+    )
+    return sum(expire_hold(booking_id=pk, now=now) for pk in list(stale))
+
+
+def release_hold(*, booking_id: int, reason: str, change: str = "") -> Booking | None:
+    """End an unpaid hold now (payment failed, checkout expired or could not start)."""
+    now = timezone.now()
+    with service_transaction():
+        booking = lock_with_event(booking_id)
+        if booking is None:
+            return None
+        if (
+            booking.status == BookingStatus.PENDING
+            and booking.payment_status == PaymentStatus.UNPAID
+        ):
+            transition(booking, status=BookingStatus.EXPIRED, reason=reason, now=now, change=change)
+    return booking
+
+
+def renew_hold(*, booking: Booking, by) -> Booking:
+    """Hold a seat again for an unpaid booking whose hold lapsed, if one is free."""
+    now = timezone.now()
+    with service_transaction():
+        booking = lock_with_event(booking.pk, missing=Booking.DoesNotExist)
+        event = booking.event
+        if booking.payment_status != PaymentStatus.UNPAID or booking.status not in (
+            BookingStatus.PENDING,
+            BookingStatus.EXPIRED,
+        ):
+            raise NotPayable(f"This booking is {booking.status} and {booking.payment_status}.")
+        if booking.holds_seat(now):
+            return booking
+        check_bookable(event, booking.user_id, now)
+        if booked_again(booking):
+            raise AlreadyBooked("You already have another booking for this event.")
+        # A lapsed hold not yet marked expired is still in the counter: nobody took its seat
+        # (a booking that found the counter full would have marked it). An expired one needs
+        # a free seat again.
+        if booking.status == BookingStatus.EXPIRED and not has_free_seat(event, now):
+            raise SoldOut()
+        booking.hold_expires_at = now + timedelta(minutes=settings.BOOKING_HOLD_MINUTES)
+        booking.checkout_session_id = booking.checkout_url = ""
+        transition(
+            booking,
+            status=BookingStatus.PENDING,
+            actor=by,
+            reason="hold renewed for a new checkout",
+            now=now,
+            extra_fields={"hold_expires_at", "checkout_session_id", "checkout_url"},
+        )
+    return booking
+
+
+# --- the steps every change is made of (for this package's other modules) ---------------------
+
+
+def check_bookable(event: Event, user_id: int, now: datetime) -> None:
+    if event.status != EventStatus.SCHEDULED:
+        raise EventNotBookable("This event has been cancelled.")
+    if event.starts_at <= now:
+        raise EventNotBookable("This event has already started.")
+    if event.facilitator_id == user_id:
+        raise OwnEvent()
+
+
+def booked_again(booking: Booking) -> bool:
+    """The person has another active booking of the same event (made after this one lapsed)."""
+    return (
+        Booking.objects.filter(user_id=booking.user_id, event_id=booking.event_id)
+        .active()
+        .exclude(pk=booking.pk)
+        .exists()
+    )
+
+
+def lock_with_event(booking_id: int, missing: type[Exception] | None = None) -> Booking | None:
+    """Lock a booking's event row, then the booking (the lock order); the booking or None.
+
+    With `missing`, an unknown id raises it instead of returning None.
+    """
+    event_id = Booking.objects.filter(pk=booking_id).values_list("event_id", flat=True).first()
+    if event_id is None:
+        if missing:
+            raise missing(f"Booking {booking_id} does not exist.")
+        return None
+    event = Event.objects.select_for_update().get(pk=event_id)
+    # FOR NO KEY UPDATE: the booking's key never changes, and rows that refer to it (a payment
+    # issue, an email) may then be inserted by a transaction holding another row this one
+    # waits for (a refund giving up) without waiting for this one: no deadlock.
+    booking = Booking.objects.select_for_update(no_key=True).get(pk=booking_id)
+    booking.event = event
+    return booking
+
+
+def claim_seats(event: Event, delta: int) -> None:
+    """Move the locked event's `seats_claimed` counter by `delta`, in the row and in `event`."""
+    Event.objects.filter(pk=event.pk).update(seats_claimed=F("seats_claimed") + delta)
+    event.seats_claimed += delta
+    catalogue_cache.invalidate()  # seats_left changed
+
+
+def cancel_locked(booking: Booking, *, reason: str, now: datetime, change: str = "", actor=None,
+                  actor_id: int | None = None) -> None:  # fmt: skip
+    """Cancel a locked active booking: its money is owed back, its open session expired."""
+    paid = booking.payment_status == PaymentStatus.PAID
+    transition(
+        booking,
+        status=BookingStatus.CANCELLED,
+        actor=actor,
+        actor_id=actor_id,
+        reason=reason,
+        now=now,
+        change=change,
+    )
+    if paid:
+        refunds.owe(booking=booking, payment=settling_payment(booking), reason=reason, now=now)
+    # Unpaid: its session must not be paid now. Paid: a renewed hold's session may be open
+    # (Stripe answers "not open" for the one that was paid, which changes nothing).
+    payments.expire_open_checkout(booking)
+
+
+def settling_payment(booking: Booking) -> Payment | None:
+    """The Stripe payment the booking is settled by; None when paid outside Stripe."""
+    # all(): one query, or none when the caller prefetched them (a cancelled event's batch).
+    return next((payment for payment in booking.payments.all() if payment.settles_booking), None)
+
+
+def transition(
+    booking: Booking,
+    *,
+    status: str | None = None,
+    payment_status: str | None = None,
+    actor=None,
+    actor_id: int | None = None,
+    reason: str,
+    now: datetime,
+    extra_fields: set[str] = frozenset(),
+    change: str = "",
+) -> int:
+    """Apply a state change to a locked booking and record it in the audit trail.
+
+    Returns how the event's `seats_claimed` moved (-1, 0 or 1); the counter is already
+    written (and `booking.event`'s copy of it moved). The caller holds the event's row lock.
+    """
+    from_status, from_payment_status = booking.status, booking.payment_status
+    fields = {"version", "updated_at", *extra_fields}
+    if status and status != booking.status:
+        booking.status = status
+        fields.add("status")
+        if stamp := STATUS_TIMESTAMPS.get(status):
+            setattr(booking, stamp, now)
+            fields.add(stamp)
+    if payment_status and payment_status != booking.payment_status:
+        booking.payment_status = payment_status
+        fields.add("payment_status")
+        if stamp := PAYMENT_TIMESTAMPS.get(payment_status):
+            setattr(booking, stamp, now)
+            fields.add(stamp)
+    booking.version += 1
+    booking.save(update_fields=sorted(fields))
+    claimed = (booking.status in ACTIVE_STATUSES) - (from_status in ACTIVE_STATUSES)
+    if claimed:
+        claim_seats(booking.event, claimed)
+    audit(
+        booking,
+        from_status=from_status,
+        from_payment_status=from_payment_status,
+        actor=actor,
+        actor_id=actor_id,
+        reason=reason,
+        now=now,
+        change=change,
+    )
+    return claimed
+
+
+def audit(
+    booking: Booking,
+    *,
+    from_status: str,
+    from_payment_status: str,
+    actor,
+    reason: str,
+    now,
+    change: str = "",
+    actor_id: int | None = None,
+) -> BookingAudit:
+    """Record a change in the audit trail, queue the emails it owes, and announce it.
+
+    `booking_changed` is for other apps (the CRM's notifications); all of it commits or rolls
+    back with the change.
+    """
+    entry = BookingAudit.objects.create(
+        booking=booking,
+        version=booking.version,
+        change=change or _change_name(booking, from_status, from_payment_status),
+        from_status=from_status,
+        to_status=booking.status,
+        from_payment_status=from_payment_status,
+        to_payment_status=booking.payment_status,
+        actor_id=actor.pk if actor is not None else actor_id,
+        reason=reason[:255],
+        created_at=now,
+    )
+    logger.info(
+        "booking transition",
+        extra={
+            "booking_id": booking.pk,
+            "event_id": booking.event_id,
+            "change": entry.change,
+            "version": entry.version,
+            "from_status": from_status,
+            "to_status": booking.status,
+            "payment_status": booking.payment_status,
+            "actor_id": entry.actor_id,
+        },
+    )
+    notifications.queue_emails(booking=booking, audit=entry)
+    booking_changed.send(sender=Booking, booking=booking, audit=entry)
+    return entry
+
+
+def _change_name(booking: Booking, from_status: str, from_payment_status: str) -> str:
+    """What happened, as notification types name it (`booking.paid`, `booking.expired`...)."""
+    if not from_status:
+        return "booking.created"
+    if booking.payment_status != from_payment_status and booking.payment_status in (
+        PaymentStatus.PAID,
+        PaymentStatus.REFUNDED,
+    ):
+        return f"booking.{booking.payment_status}"
+    if booking.status != from_status:
+        return f"booking.{booking.status}"
+    return "booking.updated"
