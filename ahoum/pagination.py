@@ -1,5 +1,7 @@
 import re
+from functools import cached_property
 
+from django.core.paginator import Paginator
 from rest_framework import pagination
 from rest_framework.exceptions import ValidationError
 
@@ -39,3 +41,48 @@ class PageNumberPagination(pagination.PageNumberPagination):
             if parameter["name"] == self.page_query_param:
                 parameter["schema"] |= {"minimum": 1}
         return parameters
+
+
+class CappedCountPaginator(Paginator):
+    """Counts the matches only up to `CAP`: a page costs what it holds, not what matches.
+
+    Counting 100,000 matching events on every page would cost more than the page. Up to CAP
+    the count is exact; beyond, `count` is CAP, `count_exact` is false, and the pages reach as
+    far as CAP rows (narrow the filters for more).
+    """
+
+    CAP = 10_000
+
+    @cached_property
+    def counted(self) -> int:
+        # One row past the cap tells "more" from "exactly CAP"; the ordering is not needed.
+        return self.object_list.order_by()[: self.CAP + 1].count()
+
+    @cached_property
+    def count(self) -> int:
+        return min(self.counted, self.CAP)
+
+    @property
+    def exact(self) -> bool:
+        return self.counted <= self.CAP
+
+
+class CappedCountPagination(PageNumberPagination):
+    """PageNumberPagination with a bounded count (`CappedCountPaginator`) and `count_exact`."""
+
+    django_paginator_class = CappedCountPaginator
+
+    def get_paginated_response(self, data):
+        response = super().get_paginated_response(data)
+        response.data["count_exact"] = self.page.paginator.exact
+        return response
+
+    def get_paginated_response_schema(self, schema):
+        schema = super().get_paginated_response_schema(schema)
+        schema["required"] = [*schema.get("required", []), "count_exact"]
+        schema["properties"]["count_exact"] = {
+            "type": "boolean",
+            "description": f"False when more than {CappedCountPaginator.CAP} events match: "
+            "`count` is then that cap, and pages reach that far.",
+        }
+        return schema

@@ -160,7 +160,7 @@ REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "django_redis.cache.RedisCache",
             "LOCATION": REDIS_URL,
             # Apart from other sites (or test runs) sharing one Redis database.
             "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="ahoum"),

@@ -57,9 +57,8 @@ def queue_emails(*, booking: Booking, audit: BookingAudit) -> list[BookingEmail]
         )
     )
     now = timezone.now()
-    # The unique constraint keeps one row per transition and recipient: the signal seen twice
-    # inserts nothing more (and its spare tasks do nothing).
-    BookingEmail.objects.bulk_create(
+    # One row per transition and recipient (a unique constraint): called once per audit row.
+    rows = BookingEmail.objects.bulk_create(
         [
             BookingEmail(
                 booking=booking,
@@ -76,13 +75,10 @@ def queue_emails(*, booking: Booking, audit: BookingAudit) -> list[BookingEmail]
                 created_at=now,
             )
             for recipient_kind, kind in owed
-        ],
-        ignore_conflicts=True,
+        ]
     )
-    rows = list(BookingEmail.objects.filter(booking=booking, audit_version=audit.version))
     for email in rows:
-        if email.attempts == 0:
-            attempts.schedule(email, POLICY)
+        attempts.schedule(email, POLICY)
     return rows
 
 

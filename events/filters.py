@@ -7,19 +7,25 @@ from urllib.parse import urlencode
 
 import django_filters
 from django import forms
-from django.db.models import Q
+from django.contrib.postgres.search import SearchQuery, SearchRank
+from django.db import connections
+from django.db.models import F, Q
 from django.http import QueryDict
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from django_filters.constants import EMPTY_VALUES
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema_field
 from rest_framework.exceptions import ValidationError
 from rest_framework.settings import api_settings
 
 from ahoum.pagination import PageNumberPagination
-from events.models import EventStatus
+from events.models import EventStatus, lapsed_holds
 
 TRUE_VALUES = {"true", "1", "yes"}
+# Search: a word, and what makes a query more than a list of words (websearch_to_tsquery).
+WORD = re.compile(r"\w+")
+SEARCH_OPERATORS = re.compile(r"[\"]|(^|\s)-|\bor\b", re.IGNORECASE)
 FALSE_VALUES = {"false", "0", "no"}
 
 
@@ -85,6 +91,20 @@ class StrictFilterSet(django_filters.FilterSet):
         return valid
 
 
+class CatalogueOrdering(django_filters.OrderingFilter):
+    """The requested order, then start time and id: the same page for the same query, and
+    the order each of the catalogue's indexes is sorted in (events/models.py)."""
+
+    def filter(self, qs, value):
+        if value in EMPTY_VALUES:
+            return qs
+        ordering = [self.get_ordering_value(param) for param in value if param not in EMPTY_VALUES]
+        for tie_break in ("starts_at", "id"):
+            if tie_break not in ordering and f"-{tie_break}" not in ordering:
+                ordering.append(tie_break)
+        return qs.order_by(*ordering)
+
+
 class EventFilter(StrictFilterSet):
     type = django_filters.CharFilter(
         method="filter_type",
@@ -107,7 +127,11 @@ class EventFilter(StrictFilterSet):
         method="filter_available", help_text="Only events with seats left."
     )
     search = django_filters.CharFilter(
-        method="filter_search", help_text="Words in title or description."
+        method="filter_search",
+        max_length=200,
+        help_text="Words in the title, type, location or description. On PostgreSQL: full "
+        'text (stemmed; "phrases", -word, or), plain words also as prefixes, results by '
+        "relevance unless `ordering` is given.",
     )
     include_past = StrictBooleanFilter(
         method="include_only", help_text="Also show events that have started (hidden by default)."
@@ -115,9 +139,10 @@ class EventFilter(StrictFilterSet):
     include_cancelled = StrictBooleanFilter(
         method="include_only", help_text="Also show cancelled events (hidden by default)."
     )
-    ordering = django_filters.OrderingFilter(
+    ordering = CatalogueOrdering(
         fields=["starts_at", "rating", "price"],
-        help_text="starts_at, rating or price; prefix with - for descending.",
+        help_text="starts_at, rating or price; prefix with - for descending. Without it: by "
+        "start time, or by relevance when searching (PostgreSQL).",
     )
 
     def is_valid(self) -> bool:
@@ -156,10 +181,30 @@ class EventFilter(StrictFilterSet):
     def filter_available(self, queryset, name, value):
         if value is None:
             return queryset
-        return queryset.filter(seats_left__gt=0) if value else queryset.filter(seats_left__lte=0)
+        # seats_left > 0, read from the counter; only an event full by the counter pays for
+        # counting its lapsed holds (the second test is not reached for the others).
+        has_seats = Q(seats_claimed__lt=F("capacity")) | Q(
+            seats_claimed__lt=F("capacity") + lapsed_holds()
+        )
+        return queryset.filter(has_seats) if value else queryset.exclude(has_seats)
 
     def filter_search(self, queryset, name, value):
-        return queryset.filter(Q(title__icontains=value) | Q(description__icontains=value))
+        if connections[queryset.db].vendor != "postgresql":
+            return queryset.filter(Q(title__icontains=value) | Q(description__icontains=value))
+        # Full text over the GIN index: words in any order, "quoted phrases", -excluded, `or`
+        # (websearch_to_tsquery), stemmed ("breathing" finds "breath"). Plain words also match
+        # as prefixes ("breath" finds "Breathwork"); with quotes, - or `or` they match as
+        # written.
+        query = SearchQuery(value, search_type="websearch", config="english")
+        words = WORD.findall(value)
+        if words and not SEARCH_OPERATORS.search(value):
+            prefixes = " & ".join(f"{word}:*" for word in words)
+            query |= SearchQuery(prefixes, search_type="raw", config="english")
+        queryset = queryset.filter(search_vector=query)
+        if "ordering" not in self.data:
+            rank = SearchRank(F("search_vector"), query)
+            queryset = queryset.annotate(rank=rank).order_by("-rank", "starts_at", "id")
+        return queryset
 
 
 # The bounds the filters enforce, stated in the OpenAPI schema (drf-spectacular does not

@@ -1,13 +1,15 @@
 import functools
+import operator
 import zoneinfo
 from datetime import timedelta
 from decimal import Decimal
 
 from django.apps import apps
 from django.conf import settings
+from django.contrib.postgres.search import SearchVector, SearchVectorField
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxLengthValidator, MaxValueValidator, MinValueValidator
-from django.db import models
+from django.db import connections, models
 from django.db.models import F, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce, Upper
 from django.utils import timezone
@@ -92,6 +94,19 @@ class EventStatus(models.TextChoices):
     CANCELLED = "cancelled", "Cancelled"
 
 
+SCHEDULED = Q(status=EventStatus.SCHEDULED)
+# The words `search` finds (PostgreSQL full text, English stemming), title and type first.
+SEARCH_DOCUMENT = ("title", "type", "location", "description")
+
+
+def search_vector() -> SearchVector:
+    weights = {"title": "A", "type": "A", "location": "B", "description": "C"}
+    vectors = [
+        SearchVector(name, weight=weights[name], config="english") for name in SEARCH_DOCUMENT
+    ]
+    return functools.reduce(operator.add, vectors)
+
+
 def _bookings_per_event(select) -> Coalesce:
     """A subquery counting the outer event's bookings that `select(bookings)` keeps (0 if none)."""
     bookings = apps.get_model("bookings", "Booking").objects.filter(event=OuterRef("pk"))
@@ -105,6 +120,11 @@ def _bookings_per_event(select) -> Coalesce:
     return Coalesce(Subquery(counted, output_field=models.IntegerField()), 0)
 
 
+def lapsed_holds(now=None) -> Coalesce:
+    """A subquery: the outer event's holds that lapsed but still count in `seats_claimed`."""
+    return _bookings_per_event(lambda bookings: bookings.stale_holds(now))
+
+
 class EventQuerySet(models.QuerySet):
     def bookable(self, now=None) -> "EventQuerySet":
         """Scheduled and not started yet: what the catalogue shows by default."""
@@ -116,8 +136,7 @@ class EventQuerySet(models.QuerySet):
         Reads the `seats_claimed` counter plus one subquery per row over the event's lapsed
         holds (an index range that is nearly always empty), instead of counting every booking.
         """
-        lapsed = _bookings_per_event(lambda bookings: bookings.stale_holds(now))
-        return self.annotate(seats_left=F("capacity") - F("seats_claimed") + lapsed)
+        return self.annotate(seats_left=F("capacity") - F("seats_claimed") + lapsed_holds(now))
 
     def recount_claimed_seats(self) -> int:
         """Set `seats_claimed` from the bookings themselves, in one UPDATE.
@@ -128,6 +147,15 @@ class EventQuerySet(models.QuerySet):
         updated = self.update(seats_claimed=_bookings_per_event(lambda bookings: bookings.active()))
         catalogue_cache.invalidate()
         return updated
+
+    def refresh_search_vector(self) -> int:
+        """Write `search_vector` from the texts, in one UPDATE (PostgreSQL; nothing elsewhere).
+
+        `save()` calls it; loads that bypass save() (bench/seed.py) call it themselves.
+        """
+        if connections[self.db].vendor != "postgresql":
+            return 0
+        return self.update(search_vector=search_vector())
 
     def for_catalogue(self) -> "EventQuerySet":
         # The facilitator's name as a column, not a joined User row: the catalogue shows only
@@ -189,16 +217,42 @@ class Event(models.Model):
     cancellation_reason = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # Title, type, location and description as PostgreSQL full-text words, written by save()
+    # (`refresh_search_vector`); the catalogue's `search` reads it. Empty on SQLite, whose
+    # search compares substrings instead (events/filters.py).
+    search_vector = SearchVectorField(null=True, editable=False)
 
     objects = EventQuerySet.as_manager()
 
     class Meta:
         ordering = ["starts_at", "id"]
+        # The catalogue lists scheduled events in one of four orders, optionally by type: one
+        # partial index per order, so a page is an index range read up to its last row (and a
+        # bounded count, ahoum/pagination.py), whatever the catalogue's size. The full-text
+        # index over `search_vector` is PostgreSQL's own (migration 0005).
         indexes = [
-            models.Index(fields=["status", "starts_at"], name="event_status_starts_idx"),
-            models.Index(Upper("type"), name="event_type_upper_idx"),
-            models.Index(fields=["rating"], name="event_rating_idx"),
-            models.Index(fields=["price"], name="event_price_idx"),
+            models.Index(
+                fields=["starts_at", "id"], condition=SCHEDULED, name="event_bookable_starts_idx"
+            ),
+            models.Index(
+                Upper("type"),
+                "starts_at",
+                "id",
+                condition=SCHEDULED,
+                name="event_bookable_type_idx",
+            ),
+            models.Index(
+                fields=["-rating", "starts_at", "id"],
+                condition=SCHEDULED,
+                name="event_bookable_rating_idx",
+            ),
+            models.Index(
+                fields=["price", "starts_at", "id"],
+                condition=SCHEDULED,
+                name="event_bookable_price_idx",
+            ),
+            # The facilitator's own events, newest first (their list and back office).
+            models.Index(fields=["facilitator", "-starts_at"], name="event_facilitator_idx"),
         ]
         constraints = [
             models.CheckConstraint(condition=Q(capacity__gte=1), name="event_capacity_positive"),
@@ -230,6 +284,9 @@ class Event(models.Model):
             ]
         super().save(*args, **kwargs)
         self.in_database = True
+        fields = kwargs.get("update_fields")
+        if fields is None or set(fields) & set(SEARCH_DOCUMENT):
+            type(self).objects.filter(pk=self.pk).refresh_search_vector()
 
     @classmethod
     def from_db(cls, db, field_names, values):

@@ -5,7 +5,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from ahoum.errors import ErrorSerializer
-from events import cache, services
+from ahoum.pagination import CappedCountPagination
+from events import cache, selectors, services
 from events.filters import BOUNDED_PARAMETERS, EventFilter, catalogue_query
 from events.models import Event
 from events.permissions import EventPermission
@@ -21,10 +22,16 @@ class EventViewSet(viewsets.ModelViewSet):
     permission_classes = [EventPermission]
     lookup_value_regex = r"[0-9]+"
     filterset_class = EventFilter
+    pagination_class = CappedCountPagination
     http_method_names = ["get", "post", "put", "patch", "delete", "head", "options"]
 
     def get_queryset(self):
+        if self.action in ("list", "filter"):
+            return selectors.catalogue()  # each page's details are read for its rows alone
         return Event.objects.for_catalogue()
+
+    def paginate_queryset(self, queryset):
+        return selectors.with_page_details(super().paginate_queryset(queryset))
 
     def list(self, request, *args, **kwargs):
         query = catalogue_query(request.query_params)  # a 400 naming unknown parameters

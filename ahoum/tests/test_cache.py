@@ -1,4 +1,4 @@
-"""Django's RedisCache, as settings configure it, against a real Redis (TEST_REDIS_URL; CI sets it).
+"""django-redis's RedisCache as settings configure it, against a real Redis (TEST_REDIS_URL).
 
 events/cache.py relies on what is checked here: `add` only when missing, `incr` on an existing
 key, and `incr` of a missing key raising ValueError (never creating it).
@@ -8,7 +8,7 @@ import os
 import uuid
 
 import pytest
-from django.core.cache.backends.redis import RedisCache
+from django_redis.cache import RedisCache
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "")
 

@@ -299,7 +299,7 @@ def test_junk_and_respellings_leave_redis_as_it_was(api_client, settings, catalo
     prefix = f"test-{uuid.uuid4().hex}"
     settings.CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "django_redis.cache.RedisCache",
             "LOCATION": os.environ["TEST_REDIS_URL"],
             "KEY_PREFIX": prefix,
         }
