@@ -44,33 +44,55 @@ class PageNumberPagination(pagination.PageNumberPagination):
 
 
 class CappedCountPaginator(Paginator):
-    """Counts the matches only up to `CAP`: a page costs what it holds, not what matches.
+    """Counts the matches only as far as `count_limit`: a page costs what it holds.
 
-    Counting 100,000 matching events on every page would cost more than the page. Up to CAP
-    the count is exact; beyond, `count` is CAP, `count_exact` is false, and the pages reach as
-    far as CAP rows (narrow the filters for more).
+    Counting 100,000 matching events on every page would cost more than the page. The count
+    is exact up to the limit; beyond it, `count` is the limit and `exact` is false.
     """
 
-    CAP = 10_000
+    def __init__(self, object_list, per_page, *, count_limit: int, **kwargs):
+        super().__init__(object_list, per_page, **kwargs)
+        self.count_limit = count_limit
 
     @cached_property
     def counted(self) -> int:
-        # One row past the cap tells "more" from "exactly CAP"; the ordering is not needed.
-        return self.object_list.order_by()[: self.CAP + 1].count()
+        # One row past the limit tells "more" from "exactly that many". Only the keys: the
+        # page's annotations (a search's rank) and its order are not needed to count.
+        return self.object_list.order_by().values("pk")[: self.count_limit + 1].count()
 
     @cached_property
     def count(self) -> int:
-        return min(self.counted, self.CAP)
+        return min(self.counted, self.count_limit)
 
     @property
     def exact(self) -> bool:
-        return self.counted <= self.CAP
+        return self.counted <= self.count_limit
 
 
 class CappedCountPagination(PageNumberPagination):
-    """PageNumberPagination with a bounded count (`CappedCountPaginator`) and `count_exact`."""
+    """PageNumberPagination whose count looks only `LOOKAHEAD_PAGES` pages past the one asked
+    for (`CappedCountPaginator`), saying in `count_exact` whether it found the end.
 
-    django_paginator_class = CappedCountPaginator
+    Page 1 counts at most 11 pages of matches, page 200 up to page 210: the count costs what
+    the page's own offset costs, however many events match, and `next` is always right. `last`
+    counts up to `LAST_PAGE_LIMIT` matches.
+    """
+
+    LOOKAHEAD_PAGES = 10
+    LAST_PAGE_LIMIT = 10_000
+
+    def paginate_queryset(self, queryset, request, view=None):
+        page_size = self.get_page_size(request)
+        raw = request.query_params.get(self.page_query_param, "1")
+        if raw in self.last_page_strings:
+            self.count_limit = self.LAST_PAGE_LIMIT
+        else:
+            number = int(raw) if re.fullmatch(r"[0-9]{1,9}", raw) else 1  # else a 400 below
+            self.count_limit = (max(number, 1) + self.LOOKAHEAD_PAGES) * (page_size or 1)
+        return super().paginate_queryset(queryset, request, view)
+
+    def django_paginator_class(self, object_list, per_page):
+        return CappedCountPaginator(object_list, per_page, count_limit=self.count_limit)
 
     def get_paginated_response(self, data):
         response = super().get_paginated_response(data)
@@ -82,7 +104,8 @@ class CappedCountPagination(PageNumberPagination):
         schema["required"] = [*schema.get("required", []), "count_exact"]
         schema["properties"]["count_exact"] = {
             "type": "boolean",
-            "description": f"False when more than {CappedCountPaginator.CAP} events match: "
-            "`count` is then that cap, and pages reach that far.",
+            "description": f"False when more events match than were counted: the count "
+            f"looks {self.LOOKAHEAD_PAGES} pages past the page asked for. `count` is then a "
+            "lower bound, and `next` leads on.",
         }
         return schema

@@ -222,7 +222,9 @@ def test_pagination_with_page_size_capped_at_100(api_client):
     first = api_client.get("/events?page_size=2").json()
     capped = api_client.get("/events?page_size=500").json()
 
-    assert first["count"] == 105
+    # The count looks 10 pages ahead of the page (ahoum/pagination.py) and says so.
+    assert (first["count"], first["count_exact"]) == (22, False)
+    assert api_client.get("/events?page_size=100").json()["count"] == 105
     assert len(first["results"]) == 2
     assert "page=2" in first["next"] and first["previous"] is None
     assert len(capped["results"]) == 100

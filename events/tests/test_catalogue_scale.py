@@ -10,7 +10,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from accounts.tests.factories import UserFactory
-from ahoum.pagination import CappedCountPaginator
+from ahoum.pagination import CappedCountPagination
 from bookings import services as booking_services
 from bookings.models import Booking
 from events.models import Event
@@ -65,19 +65,30 @@ def test_available_reads_the_counter_and_the_lapsed_holds(api_client):
     assert ids("false") == {full.pk}
 
 
-def test_the_count_is_exact_up_to_the_cap_then_says_so(api_client, monkeypatch):
-    monkeypatch.setattr(CappedCountPaginator, "CAP", 5)
+def test_the_count_looks_a_few_pages_ahead_and_says_whether_it_found_the_end(
+    api_client, monkeypatch
+):
+    monkeypatch.setattr(CappedCountPagination, "LOOKAHEAD_PAGES", 1)
     EventFactory.create_batch(5)
-    exact = page(api_client, "?page_size=2")
-    assert (exact["count"], exact["count_exact"]) == (5, True)
 
-    EventFactory.create_batch(3)
-    capped = page(api_client, "?page_size=2")
-    assert (capped["count"], capped["count_exact"]) == (5, False)
-    assert capped["next"] is not None
-    last = page(api_client, "?page_size=2&page=3")  # the pages reach as far as the cap
+    first = page(api_client, "?page_size=2")  # counts up to page 2: 4 rows
+    assert (first["count"], first["count_exact"]) == (4, False)
+    assert first["next"] is not None
+    second = page(api_client, "?page_size=2&page=2")  # up to page 3: all 5
+    assert (second["count"], second["count_exact"]) == (5, True)
+    last = page(api_client, "?page_size=2&page=3")
     assert len(last["results"]) == 1 and last["next"] is None
+    assert page(api_client, "?page_size=2&page=last")["results"] == last["results"]
     assert api_client.get("/events?page_size=2&page=4").status_code == 404
+
+
+def test_a_count_never_reads_more_rows_than_its_limit(api_client, monkeypatch):
+    monkeypatch.setattr(CappedCountPagination, "LOOKAHEAD_PAGES", 1)
+    EventFactory.create_batch(7)
+    with CaptureQueriesContext(connection) as captured:
+        page(api_client, "?page_size=2")
+    (count,) = [q["sql"] for q in captured if q["sql"].startswith("SELECT COUNT(*)")]
+    assert "LIMIT 5" in count  # (1 + 1) pages of 2, and one row to tell "more"
 
 
 @pytest.mark.parametrize("ordering", ["-rating", "price", "starts_at"])
@@ -189,3 +200,17 @@ def test_each_order_of_the_catalogue_is_an_index_read_without_sorting(query, ind
     explained = plan(query)
     assert index in explained, explained
     assert "Sort" not in explained, explained
+
+
+@pytest.mark.postgres
+def test_relevance_ranks_the_soonest_matches_then_the_rest_by_start_time(api_client, monkeypatch):
+    from events import filters
+
+    soon = EventFactory(
+        title="Morning flow", description="Breathing.", starts_at=timezone.now() + timedelta(1)
+    )
+    later = EventFactory(title="Breathwork", starts_at=timezone.now() + timedelta(9))
+    assert found(api_client, "?search=breath") == [later.pk, soon.pk]  # the title counts more
+
+    monkeypatch.setattr(filters, "SEARCH_RANKED", 1)  # only the soonest match is ranked
+    assert found(api_client, "?search=breath") == [soon.pk, later.pk]
