@@ -52,7 +52,16 @@ clean:
 
 # The benchmark (bench/README.md): gunicorn with the production settings on a fresh PostgreSQL
 # database, driven by wrk beside the /healthz ceiling. Needs wrk (apt-get install wrk) and
-# PostgreSQL on 127.0.0.1:5432. Options: make bench ARGS="--repeats 1 --duration 5".
+# PostgreSQL on 127.0.0.1:5432. Options: make bench ARGS="--repeats 1 --duration 5". The
+# catalogue at 1k and 100k events, cached and uncached, with query plans: make bench ARGS=--scale.
 .PHONY: bench
 bench: venv
 	$(BIN)/python bench/run.py $(ARGS)
+
+# Big operations (bench/README.md, "Big operations"): an event cancel of 2,000 paid bookings and
+# a CRM backlog of 20,000 deliveries, each drained by 2 task workers against the fake Stripe and a
+# local CRM receiver, on a fresh PostgreSQL database (ahoum_bench_ops). A quick look:
+# make bench-ops ARGS="--bookings 200 --deliveries 2000".
+.PHONY: bench-ops
+bench-ops: venv
+	$(BIN)/python bench/big_operations.py $(ARGS)

@@ -59,11 +59,16 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit("bench: stopped"))
     WORK.mkdir(exist_ok=True)
     RESULTS.mkdir(exist_ok=True)
-    admin_dsn = f"postgres://{args.pg_user}@{args.pg_host}:{args.pg_port}/postgres"
-    database_url = f"postgres://{args.pg_user}@{args.pg_host}:{args.pg_port}/{args.db}"
     if args.serve:
         serve(args)
         return
+    if args.scale:
+        import scale  # bench/scale.py: the catalogue at marketplace scale (issue 20)
+
+        scale.main(args)
+        return
+    admin_dsn = f"postgres://{args.pg_user}@{args.pg_host}:{args.pg_port}/postgres"
+    database_url = f"postgres://{args.pg_user}@{args.pg_host}:{args.pg_port}/{args.db}"
     env = server_environment(database_url, args)
     if args.redis_url:
         # Cached pages and throttle counts of an earlier run belong to another database.
@@ -115,7 +120,9 @@ def main() -> None:
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--duration", type=int, default=10, help="seconds per measurement")
+    parser.add_argument(
+        "--duration", type=int, default=None, help="seconds per measurement (10; --scale: 8)"
+    )
     parser.add_argument(
         "--rush-attempts",
         type=int,
@@ -128,19 +135,22 @@ def parse_args() -> argparse.Namespace:
         default=90,
         help="seconds after which the rush stops even if not every attempt was answered",
     )
-    parser.add_argument("--repeats", type=int, default=3, help="rounds of every scenario")
+    parser.add_argument(
+        "--repeats", type=int, default=None, help="rounds of every scenario (3; --scale: 1)"
+    )
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--rush-connections", type=int, default=64)
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
-    parser.add_argument("--port", type=int, default=8765)
-    parser.add_argument("--db", default="ahoum_bench")
+    parser.add_argument("--port", type=int, default=None, help="8765; --scale: 8766")
+    parser.add_argument("--db", default=None, help="ahoum_bench; --scale: ahoum_bench_scale")
     parser.add_argument("--pg-host", default="127.0.0.1")
     parser.add_argument("--pg-port", type=int, default=5432)
     parser.add_argument("--pg-user", default="postgres")
     parser.add_argument(
         "--redis-url",
-        default="redis://127.0.0.1:6379/15",
-        help="the shared cache, as production has it (this database is emptied first); "
+        default=None,
+        help="the shared cache, as production has it (this database is emptied first; "
+        "default redis://127.0.0.1:6379/15, with --scale /14); "
         "'' for none, which also turns the catalogue cache off",
     )
     parser.add_argument(
@@ -174,19 +184,61 @@ def parse_args() -> argparse.Namespace:
         help="comma-separated scenarios (events_list,event_detail,my_bookings,book_spread,"
         "book_rush); default all",
     )
-    return parser.parse_args()
+    scale = parser.add_argument_group(
+        "scale (issue 20)",
+        "--scale measures the catalogue at two sizes instead of the scenarios above "
+        "(bench/scale.py, bench/README.md); --serve with --scale serves its last data",
+    )
+    scale.add_argument("--scale", action="store_true", help="the catalogue at marketplace scale")
+    scale.add_argument(
+        "--scale-sizes",
+        default="1000:10000:5000,100000:1000000:20000",
+        help="events:bookings:users of each size, comma-separated; growth compares the last "
+        "with the first",
+    )
+    scale.add_argument(
+        "--scale-cache",
+        choices=["both", "uncached", "cached"],
+        default="both",
+        help="measure with the catalogue cache off (CATALOGUE_CACHE_SECONDS=0), at its "
+        "production default (or --catalogue-cache-seconds), or both",
+    )
+    scale.add_argument(
+        "--scale-paths",
+        default="",
+        help="comma-separated paths (events,events_type_rating,events_search,"
+        "events_price_available,events_page_200,event_detail,my_bookings); default all",
+    )
+    scale.add_argument(
+        "--no-explain", action="store_true", help="skip the EXPLAIN (ANALYZE, BUFFERS) section"
+    )
+    args = parser.parse_args()
+    # Defaults that differ in scale mode: it keeps out of a default run's database, port,
+    # Redis database and files, so both can exist side by side.
+    defaults = {
+        "duration": (10, 8),
+        "repeats": (3, 1),
+        "port": (8765, 8766),
+        "db": ("ahoum_bench", "ahoum_bench_scale"),
+        "redis_url": ("redis://127.0.0.1:6379/15", "redis://127.0.0.1:6379/14"),
+    }
+    for name, (default, in_scale) in defaults.items():
+        if getattr(args, name) is None:
+            setattr(args, name, in_scale if args.scale else default)
+    return args
 
 
 def serve(args: argparse.Namespace) -> None:
     """Start gunicorn on the last run's data and wait, for profiling by hand (README)."""
-    saved = WORK / "env.json"
+    work = WORK / "scale" if args.scale else WORK  # bench/scale.py's files
+    saved = work / "env.json"
     if not saved.is_file():
         sys.exit("No seeded data yet: run the benchmark once first.")
     env = dict(os.environ, **json.loads(saved.read_text()))
-    with gunicorn(env, args.port) as base_url:
-        pid = (WORK / "gunicorn.pid").read_text()
+    with gunicorn(env, args.port, work=work) as base_url:
+        pid = (work / "gunicorn.pid").read_text()
         say(f"serving {base_url} (gunicorn master pid {pid}) on the last run's data")
-        say(f"tokens: {WORK / 'tokens.txt'}; stop with Ctrl-C or after {args.serve} s")
+        say(f"tokens: {work / 'tokens.txt'}; stop with Ctrl-C or after {args.serve} s")
         with contextlib.suppress(KeyboardInterrupt):
             time.sleep(args.serve)
 
@@ -229,6 +281,8 @@ def server_environment(database_url: str, args: argparse.Namespace) -> dict[str,
         JWT_SECRET_KEY=secrets.token_urlsafe(48),
         SECURE_SSL_REDIRECT="False",  # plain HTTP on 127.0.0.1: no TLS router in front
         ALLOWED_HOSTS="127.0.0.1",
+        # As production has it: the catalogue cache keys list pages by this host (events/cache.py).
+        PUBLIC_BASE_URL=f"http://127.0.0.1:{args.port}",
         DATABASE_URL=database_url,
         STRIPE_SECRET_KEY="",  # bookings of paid events are holds, Stripe is never called
         CRM_WEBHOOK_URL="",
@@ -306,8 +360,8 @@ def gunicorn_settings(env: dict[str, str]) -> dict:
 
 
 @contextlib.contextmanager
-def gunicorn(env: dict[str, str], port: int):
-    log = (WORK / "gunicorn.log").open("w")
+def gunicorn(env: dict[str, str], port: int, *, work: Path = WORK):
+    log = (work / "gunicorn.log").open("w")
     process = subprocess.Popen(
         [str(Path(PYTHON).parent / "gunicorn"), "ahoum.wsgi", "--bind", f"127.0.0.1:{port}"],
         cwd=REPO,
@@ -318,8 +372,8 @@ def gunicorn(env: dict[str, str], port: int):
     )
     base_url = f"http://127.0.0.1:{port}"
     try:
-        wait_until_healthy(base_url, process)
-        (WORK / "gunicorn.pid").write_text(str(process.pid))
+        wait_until_healthy(base_url, process, work / "gunicorn.log")
+        (work / "gunicorn.pid").write_text(str(process.pid))
         yield base_url
     finally:
         process.send_signal(signal.SIGTERM)  # graceful stop of the arbiter and its workers
@@ -329,14 +383,16 @@ def gunicorn(env: dict[str, str], port: int):
             process.kill()
             process.wait()
         log.close()
-        (WORK / "gunicorn.pid").unlink(missing_ok=True)
+        (work / "gunicorn.pid").unlink(missing_ok=True)
 
 
-def wait_until_healthy(base_url: str, process: subprocess.Popen, timeout: float = 60) -> None:
+def wait_until_healthy(
+    base_url: str, process: subprocess.Popen, log: Path, timeout: float = 60
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            sys.exit(f"gunicorn exited ({process.returncode}); see {WORK / 'gunicorn.log'}")
+            sys.exit(f"gunicorn exited ({process.returncode}); see {log}")
         url = f"{base_url}/healthz"
         with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2) as answer:  # noqa: S310
             if answer.status == 200:

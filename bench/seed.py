@@ -68,6 +68,8 @@ def main() -> None:
         users = create_people(args.users, Role.USER, "user")
         events = create_events(args.events, facilitators, now, rng)
         rush_events = create_rush_events(args.rush_events, facilitators, now)
+        # What save() derives from the texts (the full-text words, events/models.py).
+        Event.objects.refresh_search_vector()
 
         # Distinct (user, event) pairs: the first ones are already booked, the rest are the
         # spread's requests, so no spread request meets an existing booking. User 0 books

@@ -9,7 +9,7 @@ import django_filters
 from django import forms
 from django.contrib.postgres.search import SearchQuery, SearchRank
 from django.db import connections
-from django.db.models import Case, F, FloatField, Q, Value, When
+from django.db.models import F, Q
 from django.http import QueryDict
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -25,8 +25,6 @@ from events.models import EventStatus, lapsed_holds
 TRUE_VALUES = {"true", "1", "yes"}
 # Search: a word, and what makes a query more than a list of words (websearch_to_tsquery).
 WORD = re.compile(r"\w+")
-# A search without `ordering` ranks this many of its soonest matches by relevance.
-SEARCH_RANKED = 500
 SEARCH_OPERATORS = re.compile(r"[\"]|(^|\s)-|\bor\b", re.IGNORECASE)
 FALSE_VALUES = {"false", "0", "no"}
 
@@ -204,14 +202,7 @@ class EventFilter(StrictFilterSet):
             query |= SearchQuery(prefixes, search_type="raw", config="english")
         queryset = queryset.filter(search_vector=query)
         if "ordering" not in self.data:
-            # By relevance among the soonest SEARCH_RANKED matches, then the rest by start
-            # time: ranking every match of a common word costs what the catalogue holds.
-            soonest = queryset.order_by("starts_at", "id").values("pk")[:SEARCH_RANKED]
-            rank = Case(
-                When(pk__in=soonest, then=SearchRank(F("search_vector"), query)),
-                default=Value(0.0),
-                output_field=FloatField(),
-            )
+            rank = SearchRank(F("search_vector"), query)
             queryset = queryset.annotate(rank=rank).order_by("-rank", "starts_at", "id")
         return queryset
 

@@ -200,17 +200,3 @@ def test_each_order_of_the_catalogue_is_an_index_read_without_sorting(query, ind
     explained = plan(query)
     assert index in explained, explained
     assert "Sort" not in explained, explained
-
-
-@pytest.mark.postgres
-def test_relevance_ranks_the_soonest_matches_then_the_rest_by_start_time(api_client, monkeypatch):
-    from events import filters
-
-    soon = EventFactory(
-        title="Morning flow", description="Breathing.", starts_at=timezone.now() + timedelta(1)
-    )
-    later = EventFactory(title="Breathwork", starts_at=timezone.now() + timedelta(9))
-    assert found(api_client, "?search=breath") == [later.pk, soon.pk]  # the title counts more
-
-    monkeypatch.setattr(filters, "SEARCH_RANKED", 1)  # only the soonest match is ranked
-    assert found(api_client, "?search=breath") == [soon.pk, later.pk]
