@@ -111,20 +111,28 @@ def book_event(*, user, event_id: int) -> Booking:
     return booking
 
 
-def has_free_seat(event: Event, now: datetime) -> bool:
+def has_free_seat(event: Event, now: datetime, *, counted: Booking | None = None) -> bool:
     """Whether the locked `event` has a seat for one more booking right now.
+
+    `counted`: the caller's own lapsed hold, still pending and so still in the counter (a
+    hold being renewed or paid late): it needs no seat more than the counter holds, as long
+    as the counter is within capacity (which a capacity lowered meanwhile may have ended).
 
     The counter answers while seats are left. A full counter may still count holds that
     lapsed: they are marked expired here (what the scheduler would do a moment later), which
     frees their seats, and the counter is read again.
     """
-    if event.seats_claimed < event.capacity:
+    wanted = 0 if counted is not None else 1
+    if event.seats_claimed + wanted <= event.capacity:
         return True
     lapsed = Booking.objects.select_for_update(no_key=True).filter(event=event).stale_holds(now)
-    for booking in lapsed.filter(payment_status=PaymentStatus.UNPAID).order_by("pk"):
+    lapsed = lapsed.filter(payment_status=PaymentStatus.UNPAID)
+    if counted is not None:
+        lapsed = lapsed.exclude(pk=counted.pk)
+    for booking in lapsed.order_by("pk"):
         booking.event = event
         transition(booking, status=BookingStatus.EXPIRED, reason="hold expired", now=now)
-    return event.seats_claimed < event.capacity
+    return event.seats_claimed + wanted <= event.capacity
 
 
 def cancel_booking(
@@ -213,10 +221,10 @@ def renew_hold(*, booking: Booking, by) -> Booking:
         check_bookable(event, booking.user_id, now)
         if booked_again(booking):
             raise AlreadyBooked("You already have another booking for this event.")
-        # A lapsed hold not yet marked expired is still in the counter: nobody took its seat
-        # (a booking that found the counter full would have marked it). An expired one needs
+        # A lapsed hold not yet marked expired is still in the counter; an expired one needs
         # a free seat again.
-        if booking.status == BookingStatus.EXPIRED and not has_free_seat(event, now):
+        counted = booking if booking.status == BookingStatus.PENDING else None
+        if not has_free_seat(event, now, counted=counted):
             raise SoldOut()
         booking.hold_expires_at = now + timedelta(minutes=settings.BOOKING_HOLD_MINUTES)
         booking.checkout_session_id = booking.checkout_url = ""
@@ -341,6 +349,9 @@ def transition(
     claimed = (booking.status in ACTIVE_STATUSES) - (from_status in ACTIVE_STATUSES)
     if claimed:
         claim_seats(booking.event, claimed)
+    elif booking.status in ACTIVE_STATUSES:
+        # A lapsed hold renewed or paid: the counter already held it, the catalogue did not.
+        catalogue_cache.invalidate()
     audit(
         booking,
         from_status=from_status,

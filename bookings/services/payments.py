@@ -568,6 +568,6 @@ def _can_retake_seat(booking: Booking, event: Event, now: datetime) -> bool:
         return False
     if booking_service.booked_again(booking):
         return False
-    # Still pending: it is still in the counter, so nobody took its seat (a booking that found
-    # the counter full would have marked it expired). Expired: it needs a free seat again.
-    return booking.status == BookingStatus.PENDING or booking_service.has_free_seat(event, now)
+    # Still pending: it is still in the counter; expired: it needs a free seat again.
+    counted = booking if booking.status == BookingStatus.PENDING else None
+    return booking_service.has_free_seat(event, now, counted=counted)

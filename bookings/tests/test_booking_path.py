@@ -221,3 +221,34 @@ def test_a_booking_waits_for_a_held_event_lock_only_so_long_then_answers_503(set
     assert waited < 5  # bounded by LOCK_TIMEOUT_MS, not by the holder
     assert not Booking.objects.exists()
     assert claimed(event) == 0
+
+
+def test_a_lapsed_hold_is_not_renewed_over_a_capacity_lowered_meanwhile(user):
+    """The counter holds the lapsed hold's seat only while it is within capacity."""
+    from events import services as event_services
+
+    event = EventFactory(capacity=2, price=Decimal("20"))
+    taken = services.book_event(user=UserFactory(), event_id=event.pk)
+    services.mark_paid(booking_id=taken.pk)
+    lapsed = services.book_event(user=user, event_id=event.pk)
+    lapse(lapsed)
+    event_services.update_event(event=event, by=event.facilitator, capacity=1)
+
+    with pytest.raises(SoldOut):
+        services.renew_hold(booking=Booking.objects.get(pk=lapsed.pk), by=user)
+    late = services.mark_paid(booking_id=lapsed.pk)  # paid after its hold ended
+
+    assert (late.status, late.payment_status) == ("expired", "paid")  # owed back, no seat
+    assert claimed(event) == 1
+    assert_counters_match_bookings()
+
+
+def test_a_lapsed_hold_renewed_within_capacity_keeps_its_counted_seat(user):
+    event = EventFactory(capacity=1, price=Decimal("20"))
+    held = services.book_event(user=user, event_id=event.pk)
+    lapse(held)
+
+    renewed = services.renew_hold(booking=Booking.objects.get(pk=held.pk), by=user)
+
+    assert renewed.holds_seat() and claimed(event) == 1
+    assert_counters_match_bookings()

@@ -1,12 +1,21 @@
 """PostgreSQL only: the GIN index the catalogue's full-text search reads, and the words of the
 events that exist. SQLite has neither (its search compares substrings, events/filters.py)."""
 
+import functools
+import operator
+
 from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.search import SearchVector
 from django.db import migrations
 
-from events.models import search_vector
-
 INDEX = GinIndex(fields=["search_vector"], name="event_search_idx")
+# As events.models.search_vector() was when this migration was written.
+WEIGHTS = {"title": "A", "type": "A", "location": "B", "description": "C"}
+
+
+def search_vector() -> SearchVector:
+    vectors = [SearchVector(name, weight=w, config="english") for name, w in WEIGHTS.items()]
+    return functools.reduce(operator.add, vectors)
 
 
 def add(apps, schema_editor):
