@@ -2,7 +2,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from ahoum.serializers import StrictIntegerField, iso_datetime, money
-from bookings.models import Booking, PaymentStatus
+from bookings.models import Booking
 from bookings.services import refunds
 from events.models import Event
 
@@ -47,9 +47,7 @@ class BookingSerializer(serializers.ModelSerializer):
         serializers.ChoiceField(choices=["pending", "succeeded", "failed"], allow_null=True)
     )
     def get_refund_status(self, booking: Booking) -> str | None:
-        if booking.payment_status in (PaymentStatus.UNPAID, PaymentStatus.FREE):
-            return None  # money is owed back only once it was paid: no query for these
-        return refunds.status_of(list(booking.refunds.all()))
+        return refunds.status_for(booking)
 
     @extend_schema_field(serializers.URLField(allow_null=True))
     def get_checkout_url(self, booking: Booking) -> str | None:

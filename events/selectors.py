@@ -6,10 +6,8 @@ or a large catalogue costs what the page holds (bench/README.md, "Scale").
 """
 
 from django.contrib.auth import get_user_model
-from django.db.models import Count
 from django.utils import timezone
 
-from bookings.models import Booking
 from events.models import Event, EventQuerySet
 
 
@@ -21,19 +19,15 @@ def catalogue() -> EventQuerySet:
 def with_page_details(events: list[Event], now=None) -> list[Event]:
     """Set `seats_left` and `facilitator_name` on a page's events (two queries); the events.
 
-    `seats_left`: capacity minus the seats held right now, the counter minus lapsed holds,
-    as `Event.objects.with_seats_left()` computes it in SQL.
+    `seats_left` is `Event.objects.with_seats_left()`'s, for these rows only.
     """
     if not events:
         return events
     now = now or timezone.now()
-    lapsed = dict(
-        Booking.objects.filter(event_id__in=[event.pk for event in events])
-        .stale_holds(now)
-        .order_by()
-        .values("event_id")
-        .annotate(count=Count("pk"))
-        .values_list("event_id", "count")
+    seats_left = dict(
+        Event.objects.filter(pk__in=[event.pk for event in events])
+        .with_seats_left(now)
+        .values_list("pk", "seats_left")
     )
     names = dict(
         get_user_model()
@@ -41,6 +35,6 @@ def with_page_details(events: list[Event], now=None) -> list[Event]:
         .values_list("pk", "name")
     )
     for event in events:
-        event.seats_left = event.capacity - event.seats_claimed + lapsed.get(event.pk, 0)
+        event.seats_left = seats_left[event.pk]
         event.facilitator_name = names.get(event.facilitator_id, "")
     return events

@@ -153,6 +153,13 @@ def retry(*, refund_id: int) -> Refund | None:
     return attempts.reopen(Refund, refund_id, policy=POLICY)
 
 
+def status_for(booking: Booking) -> str | None:
+    """What the booking's API says of its refunds; no query before it was ever paid."""
+    if booking.payment_status in (PaymentStatus.UNPAID, PaymentStatus.FREE):
+        return None  # money is owed back only once it was paid
+    return status_of(list(booking.refunds.all()))
+
+
 def status_of(refunds: list[Refund]) -> str | None:
     """What the booking's API says of its refunds: None, pending, succeeded or failed."""
     if not refunds:
