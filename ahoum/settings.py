@@ -361,7 +361,12 @@ BOOKING_HOLD_MINUTES = env.int("BOOKING_HOLD_MINUTES", default=30)
 # A lapsed hold's seat is free the moment it lapses; the scheduler (`manage.py sweep --every
 # 60`, the Procfile) marks it `expired` and sends `booking.expired` at its next run.
 
-# Paid bookings: owners may cancel with a full refund until this many hours before the start.
+# Seats one booking may take unless its event says otherwise (`max_seats_per_booking`).
+MAX_SEATS_PER_BOOKING = env.int("MAX_SEATS_PER_BOOKING", default=10)
+if not 1 <= MAX_SEATS_PER_BOOKING <= 100:
+    raise ImproperlyConfigured("MAX_SEATS_PER_BOOKING must be between 1 and 100.")
+# Paid bookings: owners may cancel with a full refund until this many hours before the start
+# (a seat of a group booking: that seat's share).
 CANCELLATION_CUTOFF_HOURS = env.int("CANCELLATION_CUTOFF_HOURS", default=24)
 
 # Refunds are made by the worker, retried with exponential backoff (from

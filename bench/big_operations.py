@@ -530,7 +530,14 @@ def seed_cancel(count: int, stripe_url: str) -> dict:
 
     from accounts.models import Role, User
     from accounts.serializers import issue_tokens
-    from bookings.models import Booking, BookingAudit, BookingStatus, Payment, PaymentStatus
+    from bookings.models import (
+        Attendee,
+        Booking,
+        BookingAudit,
+        BookingStatus,
+        Payment,
+        PaymentStatus,
+    )
     from events.models import Event
 
     price = Decimal("50.00")
@@ -610,6 +617,20 @@ def seed_cancel(count: int, stripe_url: str) -> dict:
                     paid_at=paid_at,
                 )
                 for user, (session_id, intent_id) in zip(users, sessions, strict=True)
+            ],
+            batch_size=1000,
+        )
+        Attendee.objects.bulk_create(
+            [
+                Attendee(
+                    booking=booking,
+                    position=1,
+                    name=booking.user.name,
+                    email=booking.user.email,
+                    is_booker=True,
+                    created_at=paid_at,
+                )
+                for booking in bookings
             ],
             batch_size=1000,
         )

@@ -35,7 +35,13 @@ from django.utils import timezone  # noqa: E402
 
 from accounts.models import Role, User  # noqa: E402
 from accounts.serializers import issue_tokens  # noqa: E402
-from bookings.models import Booking, BookingAudit, BookingStatus, PaymentStatus  # noqa: E402
+from bookings.models import (  # noqa: E402
+    Attendee,
+    Booking,
+    BookingAudit,
+    BookingStatus,
+    PaymentStatus,
+)
 from events.models import Event  # noqa: E402
 
 TYPES = ["Yoga", "Meditation", "Breathwork", "Sound Bath", "Retreat"]
@@ -227,6 +233,20 @@ def create_bookings(pairs: list[tuple[User, Event]], now, rng: random.Random) ->
                 to_payment_status=booking.payment_status,
                 actor=booking.user,
                 reason="booked",
+                created_at=booking.created_at,
+            )
+            for booking in bookings
+        ],
+        batch_size=2000,
+    )
+    Attendee.objects.bulk_create(
+        [
+            Attendee(
+                booking=booking,
+                position=1,
+                name=booking.user.name,
+                email=booking.user.email,
+                is_booker=True,
                 created_at=booking.created_at,
             )
             for booking in bookings

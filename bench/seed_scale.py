@@ -39,6 +39,7 @@ import django  # noqa: E402
 
 django.setup()
 
+from django.conf import settings  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
 from django.db.models import Count, Q  # noqa: E402
 from seed import LOCATIONS, TIMEZONES, TYPES, create_people, write_lines  # noqa: E402
@@ -202,16 +203,17 @@ def main() -> None:
         # be skipped too).
         cursor.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
         superuser = cursor.fetchone()[0]
-        tables = ["bookings_booking", "bookings_bookingaudit"]
+        tables = ["bookings_booking", "bookings_bookingaudit", "bookings_attendee"]
         unchecked = superuser and not app_triggers(cursor, tables)
         if unchecked:
             cursor.execute("SET LOCAL session_replication_role = replica")
         insert_bookings(cursor, args.bookings, args.events, len(users), args.heavy_bookings)
         phase("bookings")
         cursor.execute(AUDIT_SQL)
+        cursor.execute(ATTENDEE_SQL)
         if unchecked:
             cursor.execute("SET LOCAL session_replication_role = origin")
-        phase("audit rows")
+        phase("audit rows and attendees")
         # Statistics first: the recount's subquery must use the event's seat index.
         cursor.execute("ANALYZE events_event")
         cursor.execute("ANALYZE bookings_booking")
@@ -243,13 +245,13 @@ def main() -> None:
 EVENT_COLUMNS = [
     "title", "description", "type", "rating", "starts_at", "ends_at", "timezone", "location",
     "capacity", "price", "currency", "facilitator_id", "status", "seats_claimed",
-    "cancelled_at", "cancellation_reason", "created_at", "updated_at",
+    "cancelled_at", "cancellation_reason", "created_at", "updated_at", "max_seats_per_booking",
 ]  # fmt: skip
 BOOKING_COLUMNS = [
     "user_id", "event_id", "facilitator_id", "status", "payment_status", "amount", "currency",
     "hold_expires_at", "version", "checkout_session_id", "checkout_url", "payment_intent_id",
     "created_at", "updated_at", "confirmed_at", "paid_at", "cancelled_at", "expired_at",
-    "refunded_at",
+    "refunded_at", "seats",
 ]  # fmt: skip
 
 
@@ -293,7 +295,8 @@ def insert_events(cursor, count: int, facilitator_ids: list[int]) -> None:
             opening || ' ' || middle || ' ' || closing || ' ' || place_sentence,
             kind, rating, starts_at, starts_at + duration, timezone, location,
             1000,  -- the capacity follows the seats claimed, once the bookings are in
-            price, 'EUR', facilitator_id, 'scheduled', 0, NULL, '', created_at, now()
+            price, 'EUR', facilitator_id, 'scheduled', 0, NULL, '', created_at, now(),
+            %(max_seats)s
         FROM (
             SELECT
                 (%(prefixes)s::text[])[1 + floor(random() * %(n_prefixes)s)::int] AS prefix,
@@ -327,6 +330,7 @@ def insert_events(cursor, count: int, facilitator_ids: list[int]) -> None:
         """,  # noqa: S608 (the column names are this module's constants)
         {
             "count": count,
+            "max_seats": settings.MAX_SEATS_PER_BOOKING,
             "types": TYPES,
             "retreat": TYPES.index("Retreat") + 1,
             "type_draw": type_draw,
@@ -375,7 +379,7 @@ def insert_bookings(cursor, count: int, events: int, users: int, heavy: int) -> 
             CASE WHEN state IN ('cancelled', 'free_cancelled')
                  THEN created_at + interval '1 hour' END,
             CASE WHEN state = 'expired' THEN created_at + %(hold)s::interval END,
-            NULL
+            NULL, 1
         FROM (
             SELECT *,
                    -- A hold still running was made minutes ago; a lapsed one has just run
@@ -437,6 +441,14 @@ def insert_bookings(cursor, count: int, events: int, users: int, heavy: int) -> 
         {"heavy": heavy, "events": events},
     )
 
+
+# One seat each, its booker's (as migration bookings/0008 gives the bookings made before groups).
+ATTENDEE_SQL = """
+    INSERT INTO bookings_attendee (booking_id, position, name, email, status, is_booker,
+        created_at)
+    SELECT booking.id, 1, person.name, person.email, 'active', TRUE, booking.created_at
+    FROM bookings_booking booking JOIN accounts_user person ON person.id = booking.user_id
+"""
 
 AUDIT_SQL = """
     INSERT INTO bookings_bookingaudit (booking_id, version, change, from_status, to_status,

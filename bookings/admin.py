@@ -2,6 +2,7 @@ from django.contrib import admin
 
 from ahoum.attempts import AttemptStatus
 from bookings.models import (
+    Attendee,
     Booking,
     BookingAudit,
     BookingEmail,
@@ -14,10 +15,36 @@ from bookings.models import (
 from bookings.services import refunds
 
 
+class AttendeeInline(admin.TabularInline):
+    """The booking's seats, read-only: a seat is cancelled through the bookings services."""
+
+    model = Attendee
+    fields = ["position", "name", "email", "seat_status", "is_booker", "created_at",
+              "cancelled_at"]  # fmt: skip
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("booking")
+
+    @admin.display(description="Status")
+    def seat_status(self, attendee: Attendee) -> str:
+        return attendee.status_in(attendee.booking)
+
+
 class BookingAuditInline(admin.TabularInline):
     model = BookingAudit
     fields = [
         "version",
+        "change",
+        "attendee",
         "from_status",
         "to_status",
         "from_payment_status",
@@ -34,7 +61,7 @@ class BookingAuditInline(admin.TabularInline):
         return False
 
     def get_queryset(self, request):
-        return super().get_queryset(request).select_related("actor")
+        return super().get_queryset(request).select_related("actor", "attendee")
 
 
 @admin.register(Booking)
@@ -45,6 +72,7 @@ class BookingAdmin(admin.ModelAdmin):
         "id",
         "user",
         "event",
+        "seats",
         "status",
         "payment_status",
         "amount",
@@ -52,10 +80,11 @@ class BookingAdmin(admin.ModelAdmin):
         "created_at",
     ]
     list_filter = ["status", "payment_status"]
-    search_fields = ["user__email", "event__title"]
+    # A guest is found by their own name or email too.
+    search_fields = ["user__email", "event__title", "attendees__email", "attendees__name"]
     list_select_related = ["user", "event"]
     date_hierarchy = "created_at"
-    inlines = [BookingAuditInline]
+    inlines = [AttendeeInline, BookingAuditInline]
 
     def get_readonly_fields(self, request, obj=None):
         return [field.name for field in Booking._meta.fields]
@@ -92,6 +121,7 @@ class RefundAdmin(admin.ModelAdmin):
 
     list_display = [
         "booking",
+        "attendee",
         "amount",
         "currency",
         "status",
@@ -102,7 +132,7 @@ class RefundAdmin(admin.ModelAdmin):
     ]
     list_filter = ["status"]
     search_fields = ["booking__user__email", "booking__event__title", "stripe_refund_id"]
-    list_select_related = ["booking"]
+    list_select_related = ["booking", "attendee"]
     actions = ["retry_now"]
 
     def get_readonly_fields(self, request, obj=None):

@@ -2,7 +2,11 @@
 
 Building only: nothing here writes to the database or sends. Queueing and sending live in
 `bookings.notifications`. The calendar invite (RFC 5545, built with `icalendar`) is the same
-for the confirmation email and `GET /bookings/{id}/calendar.ics`.
+for the booker's confirmation email and `GET /bookings/{id}/calendar.ics`.
+
+A group booking's guests (`is_guest`: attendees other than the booker, with an address of
+their own) get their own confirmation and invite, under their own UID, so their calendar
+entry is cancelled alone when their seat goes; the booker's emails sum up every seat.
 """
 
 from datetime import UTC, datetime, timedelta, tzinfo
@@ -18,6 +22,8 @@ from icalendar import Calendar, vCalAddress
 from icalendar import Event as CalendarEvent
 
 from bookings.models import (
+    Attendee,
+    AttendeeStatus,
     Booking,
     BookingAudit,
     BookingEmail,
@@ -48,27 +54,93 @@ SUBJECTS = {
     EmailKind.EVENT_CANCELLED: "{title} has been cancelled",
     EmailKind.HOLD_EXPIRED: "Your held seat for {title} was released",
     EmailKind.NEW_REGISTRATION: "New registration for {title}",
+    EmailKind.SEAT_CANCELLED: "A seat of your booking for {title} is cancelled",
+}
+# The booker's subjects that name the seats, for a booking of more than one.
+GROUP_SUBJECTS = {EmailKind.HOLD_EXPIRED: "Your held seats for {title} were released"}
+# What a guest is told: about their own seat (the booking and its money are the booker's).
+GUEST_SUBJECTS = {
+    EmailKind.CONFIRMED: "Your seat at {title} is confirmed",
+    EmailKind.CANCELLED: "Your seat at {title} is cancelled",
+    EmailKind.REFUNDED: "Your seat at {title} is cancelled",
+    EmailKind.EVENT_CANCELLED: "{title} has been cancelled",
+}
+
+# One seat of a group booking cancelled; the booking goes on with the others (the audit row
+# names the seat: `BookingAudit.attendee`).
+SEAT_CANCELLATION = "booking.attendee_cancelled"
+# The kind of a guest's email when the confirmed booking their seat is in ends.
+GUEST_CANCELLATIONS = {
+    "booking.event_cancelled": EmailKind.EVENT_CANCELLED,
+    "booking.refunded": EmailKind.REFUNDED,
 }
 
 
 def emails_for_change(audit: BookingAudit) -> list[tuple[str, str]]:
-    """The (recipient kind, email kind) pairs a booking transition owes; often none."""
-    if audit.to_status == BookingStatus.CONFIRMED and audit.from_status != BookingStatus.CONFIRMED:
+    """The (recipient kind, email kind) pairs a booking transition owes; often none.
+
+    A `GUEST` pair is one email to each guest the change concerns (`guests_for_change`), maybe
+    none. Guests hear only of a confirmed booking: a hold's guests are told once it is paid.
+    """
+    was_confirmed = audit.from_status == BookingStatus.CONFIRMED
+    if audit.change == SEAT_CANCELLATION:
+        # A hold's seat: nobody was told of it (the confirmation lists the seats left).
+        if not was_confirmed:
+            return []
+        return [
+            (EmailRecipient.ATTENDEE, EmailKind.SEAT_CANCELLED),
+            (EmailRecipient.GUEST, EmailKind.CANCELLED),
+        ]
+    if audit.to_status == BookingStatus.CONFIRMED and not was_confirmed:
         # Free at creation (booking.created), payment received (booking.paid), or confirmed.
         return [
             (EmailRecipient.ATTENDEE, EmailKind.CONFIRMED),
+            (EmailRecipient.GUEST, EmailKind.CONFIRMED),
             (EmailRecipient.FACILITATOR, EmailKind.NEW_REGISTRATION),
         ]
+    owed = []
     if audit.change == "booking.event_cancelled":
-        return [(EmailRecipient.ATTENDEE, EmailKind.EVENT_CANCELLED)]
-    if audit.change == "booking.refunded":
-        return [(EmailRecipient.ATTENDEE, EmailKind.REFUNDED)]
-    if audit.change == "booking.cancelled":
-        return [(EmailRecipient.ATTENDEE, EmailKind.CANCELLED)]
-    if audit.change == "booking.expired" and audit.to_payment_status == PaymentStatus.UNPAID:
-        return [(EmailRecipient.ATTENDEE, EmailKind.HOLD_EXPIRED)]
+        owed.append((EmailRecipient.ATTENDEE, EmailKind.EVENT_CANCELLED))
+    elif audit.change == "booking.refunded":
+        owed.append((EmailRecipient.ATTENDEE, EmailKind.REFUNDED))
+    elif audit.change == "booking.cancelled":
+        owed.append((EmailRecipient.ATTENDEE, EmailKind.CANCELLED))
+    elif audit.change == "booking.expired" and audit.to_payment_status == PaymentStatus.UNPAID:
+        owed.append((EmailRecipient.ATTENDEE, EmailKind.HOLD_EXPIRED))
     # booking.paid without a seat (a refund follows and is emailed), holds renewed, updates.
-    return []
+    if was_confirmed and audit.to_status != BookingStatus.CONFIRMED:
+        # A confirmed booking ended: each guest's calendar entry goes with it.
+        kind = GUEST_CANCELLATIONS.get(audit.change, EmailKind.CANCELLED)
+        owed.append((EmailRecipient.GUEST, kind))
+    return owed
+
+
+def guests_for_change(booking: Booking, audit: BookingAudit, booker_email: str) -> list[Attendee]:
+    """The guests a change's `GUEST` emails go to, in seat order.
+
+    The seat cancelled alone, or every guest whose seat is still held: a guest whose seat was
+    cancelled earlier got its cancellation then and hears nothing more. `attendees.all()`: one
+    query, or none when the caller prefetched them (a cancelled event's batch).
+    """
+    if audit.change == SEAT_CANCELLATION:
+        seated = [audit.attendee] if audit.attendee_id else []
+    else:
+        seated = [
+            attendee
+            for attendee in booking.attendees.all()
+            if attendee.status == AttendeeStatus.ACTIVE
+        ]
+    return [attendee for attendee in seated if is_guest(attendee, booker_email)]
+
+
+def is_guest(attendee: Attendee, booker_email: str) -> bool:
+    """Whether the person in this seat gets emails of their own: not the booker, and with an
+    address that is not the booker's (whose emails already tell about every seat)."""
+    return (
+        not attendee.is_booker
+        and bool(attendee.email)
+        and attendee.email.casefold() != booker_email.casefold()
+    )
 
 
 def build_message(email: BookingEmail) -> EmailMultiAlternatives:
@@ -76,11 +148,20 @@ def build_message(email: BookingEmail) -> EmailMultiAlternatives:
     booking = Booking.objects.select_related("user", "event", "event__facilitator").get(
         pk=email.booking_id
     )
-    audit = BookingAudit.objects.get(booking=booking, version=email.audit_version)
+    audit = BookingAudit.objects.select_related("attendee").get(
+        booking=booking, version=email.audit_version
+    )
     event = booking.event
     context = _context(booking, audit, email)
-    template = f"bookings/email/{email.kind}"
-    subject = SUBJECTS[email.kind].format(title=event.title)
+    if email.recipient_kind == EmailRecipient.GUEST:
+        template = f"bookings/email/guest/{email.kind}"
+        subject = GUEST_SUBJECTS[email.kind]
+    else:
+        template = f"bookings/email/{email.kind}"
+        subject = SUBJECTS[email.kind]
+        if context["seats"] > 1:
+            subject = GROUP_SUBJECTS.get(email.kind, subject)
+    subject = subject.format(title=event.title)
     message = EmailMultiAlternatives(
         subject=" ".join(f"{PRODUCT_NAME}: {subject}".split()),  # no newline from a title
         body=render_to_string(f"{template}.txt", context),
@@ -122,41 +203,60 @@ def calendar_invite(booking: Booking) -> bytes:
     )
 
 
-def invite(*, booking: Booking, method: str, status: str, sequence: int, stamp: datetime) -> bytes:
+def invite(
+    *,
+    booking: Booking,
+    method: str,
+    status: str,
+    sequence: int,
+    stamp: datetime,
+    guest: Attendee | None = None,
+) -> bytes:
     """An RFC 5545 calendar with the booking's event, in the event's time zone.
 
     The UID is the booking's, so a later CANCEL (or a newer REQUEST, with a higher SEQUENCE:
-    the booking's version) updates the entry a calendar made from the first one.
+    the booking's version) updates the entry a calendar made from the first one. A `guest`'s
+    invite has the guest's own UID, so cancelling their seat alone takes out their entry only.
     """
-    event, user = booking.event, booking.user
+    event, booker = booking.event, booking.user
+    person = guest or booker
     facilitator = event.facilitator
     zone = _shown_in(event)
 
     organizer = vCalAddress(f"mailto:{facilitator.email}")
     organizer.params["CN"] = facilitator.name or facilitator.email
-    attendee = vCalAddress(f"mailto:{user.email}")
+    attendee = vCalAddress(f"mailto:{person.email}")
     attendee.params.update(
         {
-            "CN": user.name or user.email,
+            "CN": person.name or person.email,
             "ROLE": "REQ-PARTICIPANT",
             "PARTSTAT": PARTICIPATION[status],
             # The booking is the answer; calendars should not ask the person to RSVP.
             "RSVP": "FALSE",
         }
     )
+    if guest is None:
+        description = f"Your {PRODUCT_NAME} booking #{booking.pk}: {booking_url(booking)}"
+        url = booking_url(booking)
+    else:  # the booking's page is the booker's: a guest cannot open it
+        description = (
+            f"Booked for you by {booker.name or booker.email} ({PRODUCT_NAME} booking "
+            f"#{booking.pk})"
+        )
+        url = None
     calendar_event = CalendarEvent.new(
-        uid=invite_uid(booking),
+        uid=invite_uid(booking, guest),
         sequence=sequence,
         stamp=stamp,
         start=event.starts_at.astimezone(zone),
         end=event.ends_at.astimezone(zone),
         summary=event.title,
-        description=f"Your {PRODUCT_NAME} booking #{booking.pk}: {booking_url(booking)}",
+        description=description,
         location=event.location or None,
         organizer=organizer,
         attendees=[attendee],
         status=status,
-        url=booking_url(booking),
+        url=url,
     )
     # Not Calendar.new(): it gives the calendar a random UID, and this file must be stable.
     calendar = Calendar()
@@ -173,7 +273,10 @@ def invite(*, booking: Booking, method: str, status: str, sequence: int, stamp: 
     return calendar.to_ical()
 
 
-def invite_uid(booking: Booking) -> str:
+def invite_uid(booking: Booking, guest: Attendee | None = None) -> str:
+    """The booking's UID (the booker's entry), or a guest's own."""
+    if guest is not None:
+        return f"attendee-{guest.pk}@{_public_host()}"
     return f"booking-{booking.pk}@{_public_host()}"
 
 
@@ -216,16 +319,42 @@ def _shown_in(event: Event) -> tzinfo:
 
 def _context(booking: Booking, audit: BookingAudit, email: BookingEmail) -> dict:
     event = booking.event
-    attendee = email.recipient_kind == EmailRecipient.ATTENDEE
+    recipient = {
+        EmailRecipient.ATTENDEE: booking.user,
+        EmailRecipient.FACILITATOR: event.facilitator,
+        EmailRecipient.GUEST: email.attendee if email.attendee_id else None,
+    }[email.recipient_kind]
+    free = booking.payment_status == PaymentStatus.FREE
+    # The seats as the transition left them: a seat cancelled alone since, by a later change,
+    # is counted back in, so a retried email tells what its transition did.
+    cancelled_later = list(
+        BookingAudit.objects.filter(
+            booking=booking, change=SEAT_CANCELLATION, version__gt=audit.version
+        ).values_list("attendee_id", flat=True)
+    )
+    seats = booking.seats + len(cancelled_later)
+    amount = booking.amount + booking.seat_price * len(cancelled_later)
+    booker_summary = email.recipient_kind == EmailRecipient.ATTENDEE and (
+        seats > 1 or email.kind == EmailKind.SEAT_CANCELLED
+    )
     return {
         "product": PRODUCT_NAME,
-        "recipient": booking.user if attendee else event.facilitator,
-        "attendee": booking.user,
+        "recipient": recipient,
+        "booker": booking.user,
         "facilitator": event.facilitator,
         "booking": booking,
         "event": event,
         "when": when(event),
-        "amount": "free" if booking.payment_status == PaymentStatus.FREE else _money(booking),
+        "amount": "free" if free else _money(amount, booking.currency),
+        "seats": seats,
+        # One seat's price (and share of a refund): `amount` is the price per seat times seats.
+        "seat_price": _money(booking.seat_price, booking.currency),
+        # The booker's list of who sits where (a guest's email is about their own seat).
+        "seated": _seated(booking, cancelled_later, booking.user.email) if booker_summary else [],
+        # The seat a `seat_cancelled` email is about, and whether they got an email of their own.
+        "seat": audit.attendee,
+        "seat_told": audit.attendee is not None and is_guest(audit.attendee, booking.user.email),
+        "seat_alone": audit.change == SEAT_CANCELLATION,
         # Cancelled while paid: the money goes back next (and a "refund issued" email follows).
         "refund_coming": audit.to_payment_status == PaymentStatus.PAID,
         # A refund that also ended an active booking (e.g. refunded from Stripe's dashboard).
@@ -240,15 +369,20 @@ def _context(booking: Booking, audit: BookingAudit, email: BookingEmail) -> dict
 
 
 def _invite_for_email(booking: Booking, audit: BookingAudit, email: BookingEmail):
-    """A REQUEST with the confirmation; a CANCEL when a confirmed booking stops being one."""
-    if email.recipient_kind != EmailRecipient.ATTENDEE:
+    """A REQUEST with the confirmation; a CANCEL when a confirmed booking (or, for a guest,
+    their confirmed seat) stops being one."""
+    if email.recipient_kind == EmailRecipient.FACILITATOR:
         return None
+    guest = email.attendee if email.recipient_kind == EmailRecipient.GUEST else None
     # From the transition, not the booking's state now: a retried confirmation sent after a
     # later cancellation still says CONFIRMED, and the CANCEL (higher SEQUENCE) wins anyway.
     if email.kind == EmailKind.CONFIRMED:
         method, status = "REQUEST", "CONFIRMED"
-    elif audit.from_status == BookingStatus.CONFIRMED and audit.to_status != audit.from_status:
-        # The person may have added the confirmed event to a calendar: take it out.
+    elif guest is not None or (
+        audit.from_status == BookingStatus.CONFIRMED and audit.to_status != audit.from_status
+    ):
+        # The person may have added the confirmed event to a calendar: take it out. A guest
+        # is written to only when their confirmed seat goes (`emails_for_change`).
         method, status = "CANCEL", "CANCELLED"
     else:
         return None
@@ -258,6 +392,7 @@ def _invite_for_email(booking: Booking, audit: BookingAudit, email: BookingEmail
         status=status,
         sequence=audit.version,
         stamp=audit.created_at,
+        guest=guest,
     )
     part = MIMEText(content.decode(), "calendar", "utf-8")
     part.set_param("method", method)  # what Gmail and Outlook look for to show an invite
@@ -265,8 +400,22 @@ def _invite_for_email(booking: Booking, audit: BookingAudit, email: BookingEmail
     return part
 
 
-def _money(booking: Booking) -> str:
-    return f"{booking.amount} {booking.currency}"
+def _seated(booking: Booking, cancelled_later: list[int], booker_email: str) -> list[dict]:
+    """Who held the booking's seats after the transition, in seat order, for the booker."""
+    return [
+        {
+            "name": attendee.name,
+            "is_booker": attendee.is_booker,
+            # Their own confirmation and invite went (or go) to this address.
+            "own_email": attendee.email if is_guest(attendee, booker_email) else "",
+        }
+        for attendee in booking.attendees.all()
+        if attendee.status == AttendeeStatus.ACTIVE or attendee.pk in cancelled_later
+    ]
+
+
+def _money(amount, currency: str) -> str:
+    return f"{amount} {currency}"
 
 
 def _public_host() -> str:

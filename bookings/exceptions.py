@@ -24,8 +24,24 @@ class OwnEvent(DomainError):
 
 
 class SoldOut(DomainError):
+    """Not enough seats for the booking (all or nothing); the answer carries `seats_left`."""
+
     code = "sold_out"
     default_detail = "No seats are left for this event."
+
+
+class TooManySeats(DomainError):
+    status_code = status.HTTP_400_BAD_REQUEST
+    code = "invalid"
+    field = "seats"
+    default_detail = "This event takes fewer seats per booking."
+
+
+class AttendeeNotFound(DomainError):
+    status_code = status.HTTP_404_NOT_FOUND
+    code = "not_found"
+    field = "attendee_id"
+    default_detail = "This booking has no attendee with this id."
 
 
 class AlreadyBooked(DomainError):

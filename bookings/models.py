@@ -41,16 +41,19 @@ class BookingQuerySet(models.QuerySet):
         return self.filter(status=BookingStatus.PENDING, hold_expires_at__lte=now or timezone.now())
 
     def for_listing(self) -> "BookingQuerySet":
-        return self.select_related("event").prefetch_related("refunds")
+        return self.select_related("event").prefetch_related("refunds", "attendees")
 
     def registration_summary(self) -> dict:
-        """Counts by status and the money kept (paid and confirmed), in one query."""
-        by_status = {
-            status: models.Count("pk", filter=Q(status=status))
-            for status in ("pending", "confirmed", "cancelled", "expired")
+        """Counts and seats by status and the money kept (paid and confirmed), in one query."""
+        statuses = ("pending", "confirmed", "cancelled", "expired")
+        by_status = {status: models.Count("pk", filter=Q(status=status)) for status in statuses}
+        seats_by_status = {
+            f"seats_{status}": Coalesce(models.Sum("seats", filter=Q(status=status)), 0)
+            for status in statuses
         }
         return self.aggregate(
             **by_status,
+            **seats_by_status,
             refunded=models.Count("pk", filter=Q(payment_status="refunded")),
             revenue=Coalesce(
                 models.Sum("amount", filter=Q(payment_status="paid", status="confirmed")),
@@ -61,7 +64,8 @@ class BookingQuerySet(models.QuerySet):
 
 
 class Booking(models.Model):
-    """A person's seat at an event. Fields change only through `bookings.services`."""
+    """A person's seats at an event, one `Attendee` each. Fields change only through
+    `bookings.services`."""
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="bookings"
@@ -73,6 +77,11 @@ class Booking(models.Model):
     )
     status = models.CharField(max_length=20, choices=BookingStatus.choices)
     payment_status = models.CharField(max_length=20, choices=PaymentStatus.choices)
+    # The seats the booking holds: its attendees not cancelled. A seat cancelled on its own
+    # lowers it (and `amount`, by the seat's share); a booking cancelled whole keeps the seats
+    # it held then. It is what the event's `seats_claimed` counts for an active booking.
+    seats = models.PositiveSmallIntegerField(default=1)
+    # The price of `seats` seats: the event's price per seat at booking time times `seats`.
     amount = models.DecimalField(max_digits=10, decimal_places=2)
     currency = models.CharField(max_length=3)
     hold_expires_at = models.DateTimeField(null=True, blank=True)
@@ -103,6 +112,7 @@ class Booking(models.Model):
                 name="booking_one_active_per_user_event",
             ),
             models.CheckConstraint(condition=Q(amount__gte=0), name="booking_amount_not_negative"),
+            models.CheckConstraint(condition=Q(seats__gte=1), name="booking_seats_positive"),
         ]
         indexes = [
             # Seat counting: the active bookings of one event, with their hold expiry.
@@ -120,11 +130,56 @@ class Booking(models.Model):
     def __str__(self) -> str:
         return f"Booking #{self.pk} ({self.status})"
 
+    @property
+    def seat_price(self):
+        """One seat's share of `amount` (exact: `amount` is the price per seat times `seats`)."""
+        return self.amount / self.seats
+
     def holds_seat(self, now=None) -> bool:
         if self.status == BookingStatus.CONFIRMED:
             return True
         now = now or timezone.now()
         return self.status == BookingStatus.PENDING and self.hold_expires_at > now
+
+
+class AttendeeStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class Attendee(models.Model):
+    """The person in one seat of a booking; their seat can be cancelled on its own.
+
+    The API shows an active attendee with the booking's status (pending, confirmed,
+    cancelled, expired) and a cancelled one as `cancelled`.
+    """
+
+    booking = models.ForeignKey(Booking, on_delete=models.CASCADE, related_name="attendees")
+    position = models.PositiveSmallIntegerField(help_text="1 is the first seat.")
+    name = models.CharField(max_length=200)
+    email = models.EmailField(max_length=254, blank=True)
+    status = models.CharField(
+        max_length=20, choices=AttendeeStatus.choices, default=AttendeeStatus.ACTIVE
+    )
+    # Whether this person is the one who booked (their seat's emails are the booker's own).
+    is_booker = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["booking", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["booking", "position"], name="attendee_one_per_seat")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} (seat {self.position} of booking #{self.booking_id})"
+
+    def status_in(self, booking: Booking) -> str:
+        """What the API shows for this seat of `booking`."""
+        if self.status == AttendeeStatus.CANCELLED:
+            return AttendeeStatus.CANCELLED
+        return booking.status
 
 
 class BookingAudit(models.Model):
@@ -145,6 +200,10 @@ class BookingAudit(models.Model):
         help_text="Empty when the system made the change (a webhook, an expiry job).",
     )
     reason = models.CharField(max_length=255)
+    # The seat a `booking.attendee_cancelled` change is about; empty for whole-booking changes.
+    attendee = models.ForeignKey(
+        Attendee, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -194,6 +253,10 @@ class Refund(Attempted):
     booking = models.ForeignKey(Booking, on_delete=models.PROTECT, related_name="refunds")
     payment = models.ForeignKey(
         Payment, on_delete=models.PROTECT, null=True, blank=True, related_name="refunds"
+    )
+    # A seat's share, when one seat of a group was cancelled: the booking stays paid.
+    attendee = models.ForeignKey(
+        Attendee, on_delete=models.PROTECT, null=True, blank=True, related_name="refunds"
     )
     amount = models.DecimalField(max_digits=10, decimal_places=2)
     currency = models.CharField(max_length=3)
@@ -293,8 +356,9 @@ class PaymentIssue(models.Model):
 
 
 class EmailRecipient(models.TextChoices):
-    ATTENDEE = "attendee", "Attendee"
+    ATTENDEE = "attendee", "Attendee (the person who booked)"
     FACILITATOR = "facilitator", "Facilitator"
+    GUEST = "guest", "Guest (an attendee of a group booking other than the booker)"
 
 
 class EmailKind(models.TextChoices):
@@ -304,6 +368,7 @@ class EmailKind(models.TextChoices):
     EVENT_CANCELLED = "event_cancelled", "Event cancelled by the facilitator"
     HOLD_EXPIRED = "hold_expired", "Hold expired without payment"
     NEW_REGISTRATION = "new_registration", "New confirmed registration (to the facilitator)"
+    SEAT_CANCELLED = "seat_cancelled", "One seat of a group booking cancelled"
 
 
 class BookingEmail(Attempted):
@@ -320,6 +385,10 @@ class BookingEmail(Attempted):
         help_text="The version of the BookingAudit row (the transition) this email tells about."
     )
     recipient_kind = models.CharField(max_length=20, choices=EmailRecipient.choices)
+    # The guest a `guest` email goes to (their own invite); empty for the booker and facilitator.
+    attendee = models.ForeignKey(
+        Attendee, on_delete=models.CASCADE, null=True, blank=True, related_name="emails"
+    )
     kind = models.CharField(max_length=30, choices=EmailKind.choices)
     to_email = models.EmailField(max_length=254)
     created_at = models.DateTimeField(default=timezone.now)
@@ -330,7 +399,13 @@ class BookingEmail(Attempted):
         constraints = [
             models.UniqueConstraint(
                 fields=["booking", "audit_version", "recipient_kind"],
+                condition=Q(attendee__isnull=True),
                 name="booking_email_once_per_transition",
+            ),
+            models.UniqueConstraint(
+                fields=["booking", "audit_version", "attendee"],
+                condition=Q(attendee__isnull=False),
+                name="guest_email_once_per_transition",
             ),
         ]
         indexes = [models.Index(fields=["status", "next_attempt_at"], name="booking_email_due_idx")]

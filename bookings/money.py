@@ -25,9 +25,15 @@ STRIPE_CURRENCIES = frozenset({
 })  # fmt: skip
 
 
+def _exponent(currency: str) -> int:
+    return 0 if currency.upper() in ZERO_DECIMAL else 3 if currency.upper() in THREE_DECIMAL else 2
+
+
 def minor_units(amount: Decimal, currency: str) -> int:
     """Stripe amounts are integers in the currency's smallest unit (cents, or yen)."""
-    exponent = (
-        0 if currency.upper() in ZERO_DECIMAL else 3 if currency.upper() in THREE_DECIMAL else 2
-    )
-    return int((amount * (10**exponent)).to_integral_value())
+    return int((amount * (10 ** _exponent(currency))).to_integral_value())
+
+
+def from_minor_units(amount: int, currency: str) -> Decimal:
+    """A Stripe amount (minor units) as a Decimal of the currency's units."""
+    return Decimal(amount).scaleb(-_exponent(currency))

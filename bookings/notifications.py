@@ -46,7 +46,8 @@ def queue_emails(*, booking: Booking, audit: BookingAudit) -> list[BookingEmail]
 
     Call inside that change's transaction: the rows and tasks commit with the change or not
     at all, so an email owed always exists as a row (which the sweep and staff can see), even
-    if its task is lost. One address query for both recipients.
+    if its task is lost. One address query for the booker and the facilitator, and one
+    attendee query when the change owes the guests of a group booking emails of their own.
     """
     owed = emails.emails_for_change(audit)
     if not owed:
@@ -56,10 +57,29 @@ def queue_emails(*, booking: Booking, audit: BookingAudit) -> list[BookingEmail]
             "pk", "email"
         )
     )
+    booker_email = addresses.get(booking.user_id, "")
     now = timezone.now()
-    # One row per transition and recipient (a unique constraint): called once per audit row.
-    rows = BookingEmail.objects.bulk_create(
-        [
+    rows = []
+    for recipient_kind, kind in owed:
+        if recipient_kind == EmailRecipient.GUEST:
+            # One row per transition and guest (a unique constraint), with their own invite.
+            guests = emails.guests_for_change(booking, audit, booker_email)
+            rows += [
+                BookingEmail(
+                    booking=booking,
+                    audit_version=audit.version,
+                    recipient_kind=recipient_kind,
+                    attendee=guest,
+                    kind=kind,
+                    to_email=guest.email,
+                    next_attempt_at=now,
+                    created_at=now,
+                )
+                for guest in guests
+            ]
+            continue
+        # One row per transition and recipient (a unique constraint): called once per audit row.
+        rows.append(
             BookingEmail(
                 booking=booking,
                 audit_version=audit.version,
@@ -74,9 +94,8 @@ def queue_emails(*, booking: Booking, audit: BookingAudit) -> list[BookingEmail]
                 next_attempt_at=now,
                 created_at=now,
             )
-            for recipient_kind, kind in owed
-        ]
-    )
+        )
+    rows = BookingEmail.objects.bulk_create(rows)
     for email in rows:
         attempts.schedule(email, POLICY)
     return rows

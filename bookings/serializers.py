@@ -1,14 +1,84 @@
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from ahoum.serializers import StrictIntegerField, iso_datetime, money
-from bookings.models import Booking
+from ahoum.serializers import (
+    StrictCharField,
+    StrictEmailField,
+    StrictIntegerField,
+    iso_datetime,
+    money,
+)
+from bookings.models import Attendee, Booking
 from bookings.services import refunds
-from events.models import Event
+from events.models import MAX_SEATS_PER_BOOKING_LIMIT, Event
+
+
+class AttendeeInputSerializer(serializers.Serializer):
+    name = StrictCharField(max_length=200, help_text="The person in this seat.")
+    email = StrictEmailField(
+        max_length=254,
+        required=False,
+        allow_blank=True,
+        help_text="Optional: they get their own confirmation and calendar invite.",
+    )
 
 
 class BookingCreateSerializer(serializers.Serializer):
     event_id = StrictIntegerField(min_value=1)
+    seats = StrictIntegerField(
+        min_value=1,
+        max_value=MAX_SEATS_PER_BOOKING_LIMIT,
+        default=1,
+        help_text="Seats in this booking, up to the event's `max_seats_per_booking`.",
+    )
+    attendees = AttendeeInputSerializer(
+        many=True,
+        required=False,
+        max_length=MAX_SEATS_PER_BOOKING_LIMIT,
+        help_text="Who sits in the seats, at most `seats` of them; the booker takes the first "
+        "seat unless listed (by email) or the list fills every seat. Unnamed seats are the "
+        "booker's guests.",
+    )
+
+    def validate(self, data: dict) -> dict:
+        attendees = data.get("attendees", [])
+        if len(attendees) > data["seats"]:
+            raise serializers.ValidationError(
+                {"attendees": [f"At most {data['seats']} attendees for {data['seats']} seats."]}
+            )
+        emails = [person["email"].casefold() for person in attendees if person.get("email")]
+        if len(emails) != len(set(emails)):
+            raise serializers.ValidationError(
+                {"attendees": ["Each attendee's email may appear only once."]}
+            )
+        return data
+
+
+class AttendeeSerializer(serializers.ModelSerializer):
+    status = serializers.SerializerMethodField(
+        help_text="The booking's status while the seat is held; `cancelled` once it is not."
+    )
+
+    @extend_schema_field(
+        serializers.ChoiceField(choices=["pending", "confirmed", "cancelled", "expired"])
+    )
+    def get_status(self, attendee: Attendee) -> str:
+        return attendee.status_in(attendee.booking)
+
+    class Meta:
+        model = Attendee
+        fields = ["id", "position", "name", "email", "status"]
+        read_only_fields = fields
+
+
+def attendee_representation(attendee: Attendee, booking: Booking) -> dict:
+    return {
+        "id": attendee.pk,
+        "position": attendee.position,
+        "name": attendee.name,
+        "email": attendee.email,
+        "status": attendee.status_in(booking),
+    }
 
 
 class BookedEventSerializer(serializers.ModelSerializer):
@@ -36,6 +106,7 @@ class BookingSerializer(serializers.ModelSerializer):
     user_id = serializers.IntegerField(read_only=True)
     facilitator_id = serializers.IntegerField(read_only=True)
     event = BookedEventSerializer(read_only=True)
+    attendees = AttendeeSerializer(many=True, read_only=True)
     checkout_url = serializers.SerializerMethodField()
     checkout_session_id = serializers.SerializerMethodField()
     refund_status = serializers.SerializerMethodField(
@@ -72,6 +143,10 @@ class BookingSerializer(serializers.ModelSerializer):
             "facilitator_id": booking.facilitator_id,
             "status": booking.status,
             "payment_status": booking.payment_status,
+            "seats": booking.seats,
+            "attendees": [
+                attendee_representation(attendee, booking) for attendee in booking.attendees.all()
+            ],
             "amount": money(booking.amount),
             "currency": booking.currency,
             "hold_expires_at": iso_datetime(booking.hold_expires_at),
@@ -96,6 +171,8 @@ class BookingSerializer(serializers.ModelSerializer):
             "facilitator_id",
             "status",
             "payment_status",
+            "seats",
+            "attendees",
             "amount",
             "currency",
             "hold_expires_at",

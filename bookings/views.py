@@ -16,7 +16,7 @@ from bookings.filters import BookingFilter
 from bookings.models import Booking
 from bookings.serializers import BookingCreateSerializer, BookingSerializer
 from bookings.services import payments
-from bookings.services.booking import cancel_booking
+from bookings.services.booking import cancel_attendee, cancel_booking
 
 
 class AnyAcceptNegotiation(DefaultContentNegotiation):
@@ -45,10 +45,13 @@ class BookingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     @extend_schema(
         request=BookingCreateSerializer,
         responses={201: BookingSerializer, 404: ErrorSerializer, 409: ErrorSerializer},
-        description="Book a seat. Free events are confirmed at once; paid events are held "
-        "(`pending`/`unpaid`) until `hold_expires_at` and, when Stripe is configured, come with "
-        "`checkout_url`. Errors: 404 `event_not_found`, 409 `event_not_bookable`, `sold_out` or "
-        "`already_booked`, 403 `own_event`, 502/503 when Stripe fails (no seat stays held).",
+        description="Book `seats` seats (default 1), one per attendee. Free events are "
+        "confirmed at once; paid events are held (`pending`/`unpaid`) until `hold_expires_at` "
+        "and, when Stripe is configured, come with `checkout_url` (one line item, quantity = "
+        "seats). All seats or none: 409 `sold_out` with `seats_left` when fewer are left. "
+        "Errors: 400 naming `seats` (beyond the event's `max_seats_per_booking`) or "
+        "`attendees`, 404 `event_not_found`, 409 `event_not_bookable` or `already_booked`, 403 "
+        "`own_event`, 502/503 when Stripe fails (no seat stays held).",
     )
     def create(self, request: Request) -> Response:
         serializer = BookingCreateSerializer(data=request.data)
@@ -59,7 +62,8 @@ class BookingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     @extend_schema(
         request=None,
         responses={200: BookingSerializer, 409: ErrorSerializer},
-        description="Cancel an unpaid hold or a free booking, or a paid one with a full refund "
+        description="Cancel an unpaid hold or a free booking (every seat), or a paid one with a "
+        "full refund "
         "until CANCELLATION_CUTOFF_HOURS before the start (409 `cancellation_cutoff_passed` "
         "after). The seat is free at once. The refund is made by the worker right after: the "
         "answer shows `refund_status: pending`, then `succeeded` (or `failed`: staff refund "
@@ -68,6 +72,30 @@ class BookingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk=None) -> Response:
         booking = cancel_booking(booking=self.get_object(), by=request.user)
+        booking = self.get_queryset().get(pk=booking.pk)  # with its refunds, as listed
+        return Response(BookingSerializer(booking).data)
+
+    @extend_schema(
+        request=None,
+        responses={200: BookingSerializer, 404: ErrorSerializer, 409: ErrorSerializer},
+        description="Cancel one seat (attendee) of an active booking; the seat is free at once "
+        "and the booking keeps the others (`seats` and `amount` go down by one seat). A paid "
+        "seat is refunded for its share (a partial refund through Stripe) under the same "
+        "cutoff as a booking (409 `cancellation_cutoff_passed`). An unpaid hold's Checkout "
+        "Session is closed: `POST /bookings/{id}/checkout` opens one for the seats left. The "
+        "last seat cancels the booking. 404 `not_found` for an attendee not of this booking, "
+        "409 `not_cancellable` for a seat or booking cancelled already.",
+    )
+    @action(
+        detail=True,
+        methods=["post"],
+        url_path=r"attendees/(?P<attendee_id>[0-9]+)/cancel",
+        url_name="cancel-attendee",
+    )
+    def cancel_attendee(self, request: Request, pk=None, attendee_id=None) -> Response:
+        booking = cancel_attendee(
+            booking=self.get_object(), attendee_id=int(attendee_id), by=request.user
+        )
         booking = self.get_queryset().get(pk=booking.pk)  # with its refunds, as listed
         return Response(BookingSerializer(booking).data)
 

@@ -6,7 +6,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from crm import notifier
 from crm.models import CRMBooking, CRMNotification, Delivery
@@ -90,6 +90,8 @@ class CRMBookingAdmin(admin.ModelAdmin):
                     "amount",
                     "currency",
                     "sequence",
+                    "notified_seats",
+                    "notified_attendees",
                     "created_at",
                     "updated_at",
                 ]
@@ -105,7 +107,7 @@ class CRMBookingAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         editable = {"reviewed", "notes"}
         stored = [f.name for f in CRMBooking._meta.fields if f.name not in editable]
-        return [*stored, "latest_payload"]
+        return [*stored, "notified_seats", "notified_attendees", "latest_payload"]
 
     def has_add_permission(self, request) -> bool:
         return False
@@ -116,6 +118,27 @@ class CRMBookingAdmin(admin.ModelAdmin):
     @admin.display(description="payload")
     def latest_payload(self, crm_booking: CRMBooking) -> str:
         return pretty_json(crm_booking.payload)
+
+    # A group booking's seats and attendees are kept in the payload only, shown from there.
+    # The receiver checks their shape now; a payload stored before it did may have any.
+    @admin.display(description="seats")
+    def notified_seats(self, crm_booking: CRMBooking):
+        return crm_booking.payload.get("seats", "-")
+
+    @admin.display(description="attendees")
+    def notified_attendees(self, crm_booking: CRMBooking) -> str:
+        seats = crm_booking.payload.get("attendees")
+        if not seats or not isinstance(seats, list):
+            return "-"
+        return format_html_join(
+            "",
+            "<div>{} &lt;{}&gt;: {}</div>",
+            (
+                (seat.get("name", ""), seat.get("email") or "no email", seat.get("status", ""))
+                for seat in seats
+                if isinstance(seat, dict)
+            ),
+        )
 
 
 @admin.register(Delivery)

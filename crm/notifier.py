@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from ahoum import attempts
 from ahoum.retry import backoff_seconds
-from bookings.models import Booking, BookingAudit
+from bookings.models import Attendee, Booking, BookingAudit
 from crm import client, signing, tasks
 from crm.models import CRMNotification, Delivery, DeliveryKind
 
@@ -70,10 +70,17 @@ def queue_forward(*, notification: CRMNotification, payload: dict[str, Any]) -> 
     )
 
 
+# The change of one seat of a group cancelled on its own (the booking stays active).
+ATTENDEE_CANCELLED = "booking.attendee_cancelled"
+
+
 def booking_payload(*, booking: Booking, audit: BookingAudit) -> dict[str, Any]:
     """The notification of `audit`'s change: the original's keys plus Ahoum's additions."""
     event, user = booking.event, booking.user
-    return {
+    # Read afresh, not from a prefetch the caller may have made before changing a seat: the
+    # payload is the state being committed.
+    seats = Attendee.objects.filter(booking=booking).order_by("position")
+    payload = {
         "type": audit.change,
         "booking_id": booking.pk,
         "user": {"name": user.name, "email": user.email},
@@ -90,7 +97,26 @@ def booking_payload(*, booking: Booking, audit: BookingAudit) -> dict[str, Any]:
         "sequence": audit.version,
         # Why it changed; for an event cancelled by its facilitator, their reason.
         "reason": audit.reason,
+        # Seats held after the change; a booking cancelled whole keeps those it held then.
+        "seats": booking.seats,
+        "attendees": [
+            {
+                "id": seat.pk,
+                "name": seat.name,
+                "email": seat.email,
+                "status": seat.status_in(booking),
+            }
+            for seat in seats
+        ],
     }
+    if audit.change == ATTENDEE_CANCELLED and audit.attendee_id is not None:
+        cancelled = audit.attendee
+        payload["attendee"] = {
+            "id": cancelled.pk,
+            "name": cancelled.name,
+            "email": cancelled.email,
+        }
+    return payload
 
 
 def attempt_delivery(*, delivery_id: int, after_attempts: int) -> str:

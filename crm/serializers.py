@@ -3,6 +3,7 @@ from typing import Any
 from rest_framework import serializers
 
 from crm.models import MAX_ID
+from events.models import MAX_SEATS_PER_BOOKING_LIMIT
 
 
 class NotificationUserSerializer(serializers.Serializer):
@@ -12,6 +13,20 @@ class NotificationUserSerializer(serializers.Serializer):
 
 def _id(**kwargs) -> serializers.IntegerField:
     return serializers.IntegerField(min_value=1, max_value=MAX_ID, **kwargs)
+
+
+class NotificationSeatSerializer(serializers.Serializer):
+    """The person in one seat of a group booking (`attendee`: the seat a change is about)."""
+
+    id = _id()
+    name = serializers.CharField(max_length=200)
+    email = serializers.EmailField(max_length=254, allow_blank=True)
+
+
+class NotificationAttendeeSerializer(NotificationSeatSerializer):
+    """One entry of `attendees`: a seat and its status (`cancelled`, or the booking's)."""
+
+    status = serializers.CharField(max_length=20)
 
 
 class NotificationSerializer(serializers.Serializer):
@@ -43,6 +58,18 @@ class NotificationSerializer(serializers.Serializer):
         required=False,
         help_text="Per-booking sequence number; a lower one than stored is history only.",
     )
+    seats = serializers.IntegerField(
+        min_value=1,
+        max_value=MAX_SEATS_PER_BOOKING_LIMIT,
+        required=False,
+        help_text="Seats the booking holds after the change.",
+    )
+    attendees = NotificationAttendeeSerializer(
+        many=True, required=False, max_length=MAX_SEATS_PER_BOOKING_LIMIT
+    )
+    attendee = NotificationSeatSerializer(
+        required=False, help_text="With `booking.attendee_cancelled`: the seat cancelled."
+    )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if attrs.get("payment_status") == "paid" and "user_id" not in attrs:
@@ -58,16 +85,17 @@ class NotificationSerializer(serializers.Serializer):
 
 def _flatten(errors: Any, prefix: str = "") -> Any:
     """{"user": {"email": [...]}} -> {"user.email": [...]}; a nested object's own errors go
-    under its name ({"user": {"non_field_errors": [...]}} -> {"user": [...]})."""
+    under its name ({"user": {"non_field_errors": [...]}} -> {"user": [...]}); a list's items
+    by their index (DRF keys them so: {"attendees": {1: {"email": [...]}}} ->
+    {"attendees.1.email": [...]})."""
     if not isinstance(errors, dict):
         return errors
     flat: dict[str, Any] = {}
     for key, value in errors.items():
-        name = (
-            prefix
-            if (key == "non_field_errors" and prefix)
-            else ".".join(filter(None, [prefix, key]))
-        )
+        if key == "non_field_errors" and prefix:
+            name = prefix
+        else:
+            name = f"{prefix}.{key}" if prefix else str(key)
         if isinstance(value, dict):
             flat.update(_flatten(value, name))
         else:

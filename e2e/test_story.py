@@ -169,3 +169,62 @@ def test_nothing_is_lost_while_the_crm_is_down(stack):
         booking_id,
     )
     assert delivered == [("succeeded", True)]
+
+
+def test_a_group_books_pays_and_one_seat_is_refunded_alone(stack):
+    facilitator = sign_up(stack, email=unique("maya"), role="facilitator", name="Maya")
+    booker = sign_up(stack, email=unique("bea"), role="user", name="Bea")
+    event = create_event(facilitator, capacity=4, price="30.00")
+
+    too_many = booker.post("/bookings/", {"event_id": event["id"], "seats": 5})
+    assert too_many.status_code == 409 and too_many.json()["seats_left"] == 4, too_many.text
+    booking = booker.post(
+        "/bookings/",
+        {
+            "event_id": event["id"],
+            "seats": 3,
+            "attendees": [{"name": "Ana", "email": unique("ana")}, {"name": "Ben"}],
+        },
+    )
+    assert booking.status_code == 201, booking.text
+    booking = booking.json()
+    assert (booking["seats"], booking["amount"]) == (3, "90.00")
+    (session,) = [
+        r
+        for r in stack.stripe_requests("POST", "/v1/checkout/sessions")
+        if r["params"].get("client_reference_id") == str(booking["id"])
+    ]
+    assert session["params"]["line_items"][0]["quantity"] == "3"
+    assert pay_with_stripe(stack, booking["checkout_session_id"]).status_code == 200
+    wait_until(
+        lambda: booker.get(f"/bookings/{booking['id']}").json()["payment_status"] == "paid",
+        timeout=30,
+        what="the group booking to be paid",
+    )
+
+    ana = booking["attendees"][1]
+    cancelled = booker.post(f"/bookings/{booking['id']}/attendees/{ana['id']}/cancel")
+    assert cancelled.status_code == 200, cancelled.text
+    assert (cancelled.json()["seats"], cancelled.json()["amount"]) == (2, "60.00")
+    assert booker.get(f"/events/{event['id']}").json()["seats_left"] == 2
+
+    def seat_refunds() -> list[dict]:
+        return [
+            r["params"]
+            for r in stack.stripe_requests("POST", "/v1/refunds")
+            if r["params"].get("metadata", {}).get("booking_id") == str(booking["id"])
+        ]
+
+    wait_until(lambda: seat_refunds(), timeout=30, what="the worker to refund the seat")
+    assert [refund["amount"] for refund in seat_refunds()] == ["3000"]
+    after = booker.get(f"/bookings/{booking['id']}").json()
+    assert (after["status"], after["payment_status"], after["seats"]) == ("confirmed", "paid", 2)
+    wait_until(
+        lambda: "booking.attendee_cancelled" in crm_types(stack, booking["id"]),
+        timeout=30,
+        what="the CRM to hear of the seat cancelled",
+    )
+    registrations = facilitator.get(f"/facilitator/registrations/{event['id']}").json()
+    (row,) = registrations["results"]
+    assert row["seats"] == 2
+    assert [a["status"] for a in row["attendees"]] == ["confirmed", "cancelled", "confirmed"]

@@ -6,7 +6,7 @@ from events.models import Event
 
 class BookingInline(admin.TabularInline):
     model = Booking
-    fields = ["id", "user", "status", "payment_status", "amount", "currency", "created_at"]
+    fields = ["id", "user", "status", "payment_status", "seats", "amount", "currency", "created_at"]
     readonly_fields = fields
     extra = 0
     can_delete = False

@@ -89,6 +89,14 @@ def validate_schedule(*, starts_at, ends_at, entering: bool, now=None) -> None:
         raise ValidationError(errors)
 
 
+# The most seats any event lets one booking take, whatever its own setting says.
+MAX_SEATS_PER_BOOKING_LIMIT = 100
+
+
+def default_max_seats_per_booking() -> int:
+    return settings.MAX_SEATS_PER_BOOKING
+
+
 class EventStatus(models.TextChoices):
     SCHEDULED = "scheduled", "Scheduled"
     CANCELLED = "cancelled", "Cancelled"
@@ -107,22 +115,23 @@ def search_vector() -> SearchVector:
     return functools.reduce(operator.add, vectors)
 
 
-def _bookings_per_event(select) -> Coalesce:
-    """A subquery counting the outer event's bookings that `select(bookings)` keeps (0 if none)."""
+def _seats_per_event(select) -> Coalesce:
+    """A subquery: the seats of the outer event's bookings that `select(bookings)` keeps."""
     bookings = apps.get_model("bookings", "Booking").objects.filter(event=OuterRef("pk"))
     counted = (
         select(bookings)
         .order_by()
         .values("event")
-        .annotate(count=models.Count("pk"))
-        .values("count")
+        .annotate(seats=models.Sum("seats"))
+        .values("seats")
     )
     return Coalesce(Subquery(counted, output_field=models.IntegerField()), 0)
 
 
 def lapsed_holds(now=None) -> Coalesce:
-    """A subquery: the outer event's holds that lapsed but still count in `seats_claimed`."""
-    return _bookings_per_event(lambda bookings: bookings.stale_holds(now))
+    """A subquery: the seats of the outer event's holds that lapsed but still count in
+    `seats_claimed`."""
+    return _seats_per_event(lambda bookings: bookings.stale_holds(now))
 
 
 class EventQuerySet(models.QuerySet):
@@ -144,7 +153,7 @@ class EventQuerySet(models.QuerySet):
         For loads that bypass the services (bench/seed.py's bulk inserts) and for checking
         the counter in tests; the services keep it right on their own.
         """
-        updated = self.update(seats_claimed=_bookings_per_event(lambda bookings: bookings.active()))
+        updated = self.update(seats_claimed=_seats_per_event(lambda bookings: bookings.active()))
         catalogue_cache.invalidate()
         return updated
 
@@ -190,6 +199,12 @@ class Event(models.Model):
     )
     location = models.CharField(max_length=255, blank=True)
     capacity = models.PositiveIntegerField(validators=[MinValueValidator(1)])
+    # How many seats one booking may take (a couple, a family, a group of friends).
+    max_seats_per_booking = models.PositiveSmallIntegerField(
+        default=default_max_seats_per_booking,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_SEATS_PER_BOOKING_LIMIT)],
+        help_text="Seats one booking may take; MAX_SEATS_PER_BOOKING by default.",
+    )
     price = models.DecimalField(
         max_digits=10, decimal_places=2, default=Decimal("0.00"), validators=[MinValueValidator(0)]
     )
@@ -258,6 +273,9 @@ class Event(models.Model):
             models.CheckConstraint(condition=Q(capacity__gte=1), name="event_capacity_positive"),
             models.CheckConstraint(condition=Q(price__gte=0), name="event_price_not_negative"),
             models.CheckConstraint(
+                condition=Q(max_seats_per_booking__gte=1), name="event_max_seats_positive"
+            ),
+            models.CheckConstraint(
                 condition=Q(rating__isnull=True) | Q(rating__gte=0, rating__lte=5),
                 name="event_rating_0_to_5",
             ),
@@ -300,8 +318,8 @@ class Event(models.Model):
     def seats_taken(self, now=None) -> int:
         """Seats held right now: the claimed ones minus lapsed holds (one small query)."""
         booking_model = apps.get_model("bookings", "Booking")
-        lapsed = booking_model.objects.filter(event=self).stale_holds(now).count()
-        return self.seats_claimed - lapsed
+        lapsed = booking_model.objects.filter(event=self).stale_holds(now)
+        return self.seats_claimed - (lapsed.aggregate(seats=models.Sum("seats"))["seats"] or 0)
 
     @property
     def is_free(self) -> bool:

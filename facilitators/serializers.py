@@ -1,22 +1,37 @@
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from ahoum.serializers import StrictCharField
 from bookings.models import Booking
+from bookings.serializers import AttendeeSerializer, attendee_representation
 from events.serializers import EventSerializer
 
 
 class RegistrationSerializer(serializers.ModelSerializer):
+    """One booking: its booker (`user_id`, `name`, `email`), seats and attendees."""
+
     booking_id = serializers.IntegerField(source="id", read_only=True)
-    user_id = serializers.IntegerField(read_only=True)
-    name = serializers.CharField(source="user.name", read_only=True)
-    email = serializers.EmailField(source="user.email", read_only=True)
+    user_id = serializers.IntegerField(read_only=True, help_text="The booker's id.")
+    name = serializers.CharField(source="user.name", read_only=True, help_text="The booker's.")
+    email = serializers.EmailField(source="user.email", read_only=True, help_text="The booker's.")
     booked_at = serializers.DateTimeField(source="created_at", read_only=True)
+    seats = serializers.IntegerField(
+        read_only=True, help_text="Seats the booking holds (its attendees not cancelled)."
+    )
+    attendees = serializers.SerializerMethodField(
+        help_text="Every seat, in seat order, as in the booking's own answer."
+    )
 
     class Meta:
         model = Booking
         fields = ["booking_id", "user_id", "name", "email", "status", "payment_status", "amount",
-                  "currency", "booked_at"]  # fmt: skip
+                  "currency", "booked_at", "seats", "attendees"]  # fmt: skip
         read_only_fields = fields
+
+    @extend_schema_field(AttendeeSerializer(many=True))
+    def get_attendees(self, booking: Booking) -> list[dict]:
+        # `.all()`: the page's attendees are prefetched (`selectors.registrations`).
+        return [attendee_representation(seat, booking) for seat in booking.attendees.all()]
 
 
 class RegistrationSummarySerializer(serializers.Serializer):
@@ -28,6 +43,15 @@ class RegistrationSummarySerializer(serializers.Serializer):
     pending = serializers.IntegerField()
     cancelled = serializers.IntegerField()
     expired = serializers.IntegerField()
+    seats_confirmed = serializers.IntegerField(help_text="Seats of confirmed bookings.")
+    seats_pending = serializers.IntegerField(
+        help_text="Seats of pending bookings (a lapsed hold counts until the scheduler marks it)."
+    )
+    seats_cancelled = serializers.IntegerField(
+        help_text="Seats cancelled bookings held when cancelled (seats cancelled on their own "
+        "are not counted: they left an active booking)."
+    )
+    seats_expired = serializers.IntegerField(help_text="Seats of expired holds.")
     refunded = serializers.IntegerField()
     revenue = serializers.DecimalField(
         max_digits=12, decimal_places=2, help_text="Paid and confirmed."
@@ -68,13 +92,18 @@ class CancellationSummarySerializer(serializers.Serializer):
 class FacilitatorEventSerializer(EventSerializer):
     bookings_confirmed = serializers.IntegerField(read_only=True)
     bookings_pending = serializers.IntegerField(read_only=True)
+    seats_confirmed = serializers.IntegerField(read_only=True)
+    seats_pending = serializers.IntegerField(read_only=True)
 
     class Meta(EventSerializer.Meta):
-        fields = [*EventSerializer.Meta.fields, "bookings_confirmed", "bookings_pending"]
+        fields = [*EventSerializer.Meta.fields, "bookings_confirmed", "bookings_pending",
+                  "seats_confirmed", "seats_pending"]  # fmt: skip
 
     def to_representation(self, event) -> dict:
         return {
             **super().to_representation(event),
             "bookings_confirmed": event.bookings_confirmed,
             "bookings_pending": event.bookings_pending,
+            "seats_confirmed": event.seats_confirmed,
+            "seats_pending": event.seats_pending,
         }

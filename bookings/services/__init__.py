@@ -1,7 +1,7 @@
 """Every change of a booking's state, one module per concern (README, "Architecture"):
 
-- `booking`: book, cancel, renew and expire a seat; the seat counter and the audit trail
-  every other change goes through (`transition`).
+- `booking`: book, cancel (a booking or one seat), renew and expire seats; the seat counter
+  and the audit trail every other change goes through (`transition`).
 - `payments`: Stripe Checkout, Stripe's webhooks, and a payment settling a booking.
 - `refunds`: money owed back, moved through Stripe by the worker.
 - `event_cancellation`: cancelling an event, its bookings and their refunds, end to end.
@@ -11,6 +11,7 @@ The names below are the operations views, tasks, the admin and the CRM call.
 
 from bookings.services.booking import (
     book_event,
+    cancel_attendee,
     cancel_booking,
     expire_hold,
     expire_stale_holds,
@@ -36,6 +37,7 @@ __all__ = [
     "attach_checkout",
     "book_event",
     "book_with_checkout",
+    "cancel_attendee",
     "cancel_booking",
     "cancel_event",
     "checkout",

@@ -18,6 +18,7 @@ holds expired itself, so their seats can be booked before the scheduler gets the
 """
 
 import logging
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -29,6 +30,7 @@ from ahoum.db import service_transaction
 from bookings import notifications
 from bookings.exceptions import (
     AlreadyBooked,
+    AttendeeNotFound,
     CancellationCutoffPassed,
     EventNotBookable,
     EventNotFound,
@@ -36,9 +38,12 @@ from bookings.exceptions import (
     NotPayable,
     OwnEvent,
     SoldOut,
+    TooManySeats,
 )
 from bookings.models import (
     ACTIVE_STATUSES,
+    Attendee,
+    AttendeeStatus,
     Booking,
     BookingAudit,
     BookingStatus,
@@ -60,13 +65,15 @@ STATUS_TIMESTAMPS = {
 PAYMENT_TIMESTAMPS = {PaymentStatus.PAID: "paid_at", PaymentStatus.REFUNDED: "refunded_at"}
 
 
-def book_event(*, user, event_id: int) -> Booking:
-    """Confirm a free seat or hold a paid one for `user`; never more seats than capacity.
+def book_event(*, user, event_id: int, seats: int = 1, attendees: Sequence[dict] = ()) -> Booking:
+    """Confirm free seats or hold paid ones for `user`: all `seats` or none, never more seats
+    than capacity. `attendees`: who sits in them ({"name", "email"}, at most `seats`; see
+    `seat_holders`).
 
-    Lock the event, check it can take one more booking, write the booking and count its
-    seat. One active booking per person and event is the partial unique index's: a second
-    one is refused by the insert (in a savepoint, so only the insert is undone), which costs
-    nothing when there is none, the usual case, instead of a query on every booking.
+    Lock the event, check it can take the seats, write the booking and its attendees and
+    count the seats. One active booking per person and event is the partial unique index's:
+    a second one is refused by the insert (in a savepoint, so only the insert is undone), which
+    costs nothing when there is none, the usual case, instead of a query on every booking.
     """
     now = timezone.now()
     with service_transaction():
@@ -74,13 +81,19 @@ def book_event(*, user, event_id: int) -> Booking:
         if event is None:
             raise EventNotFound()
         check_bookable(event, user.pk, now)
-        if not has_free_seat(event, now):
-            raise SoldOut()
+        if seats > event.max_seats_per_booking:
+            raise TooManySeats(
+                f"This event takes at most {event.max_seats_per_booking} seats per booking."
+            )
+        if not has_free_seats(event, now, seats):
+            left = max(event.capacity - event.seats_claimed, 0)
+            raise SoldOut(_sold_out_detail(left, seats), seats_left=left)
         booking = Booking(
             user=user,
             event=event,
             facilitator_id=event.facilitator_id,
-            amount=event.price,
+            seats=seats,
+            amount=event.price * seats,
             currency=event.currency,
             created_at=now,
         )
@@ -102,17 +115,56 @@ def book_event(*, user, event_id: int) -> Booking:
                 raise  # another constraint
             if mine.holds_seat(now):
                 raise AlreadyBooked(booking_id=mine.pk) from None
-            # Their own lapsed hold, not marked yet: marked now, it frees the index and its seat.
+            # Their own lapsed hold, not marked yet: marked now, it frees the index and its seats.
             mine.event = event
             transition(mine, status=BookingStatus.EXPIRED, reason="hold expired", now=now)
             booking.save(force_insert=True)
-        claim_seats(event, 1)
+        Attendee.objects.bulk_create(seat_holders(booking, user, attendees, now))
+        claim_seats(event, seats)
         audit(booking, from_status="", from_payment_status="", actor=user, reason="booked", now=now)
     return booking
 
 
-def has_free_seat(event: Event, now: datetime, *, counted: Booking | None = None) -> bool:
-    """Whether the locked `event` has a seat for one more booking right now.
+def seat_holders(
+    booking: Booking, user, attendees: Sequence[dict], now: datetime
+) -> list[Attendee]:
+    """One `Attendee` per seat, in order: the people listed, the booker first unless listed.
+
+    The booker takes the first seat unless the list names them (by email) or fills every
+    seat itself (then they booked for others). Seats nobody is named for are the booker's
+    guests: "Guest 2 of <booker>", no email.
+    """
+    people = [{"name": person["name"], "email": person.get("email") or ""} for person in attendees]
+    booker_email = user.email.casefold()
+    listed = any(person["email"].casefold() == booker_email for person in people)
+    if not listed and len(people) < booking.seats:
+        people.insert(0, {"name": user.name or user.email, "email": user.email})
+    booker_name = user.name or user.email
+    while len(people) < booking.seats:
+        people.append({"name": f"Guest {len(people) + 1} of {booker_name}", "email": ""})
+    return [
+        Attendee(
+            booking=booking,
+            position=position,
+            name=person["name"],
+            email=person["email"],
+            is_booker=person["email"].casefold() == booker_email,
+            created_at=now,
+        )
+        for position, person in enumerate(people, start=1)
+    ]
+
+
+def _sold_out_detail(left: int, seats: int) -> str:
+    if not left:
+        return SoldOut.default_detail
+    return f"Only {left} seat{'s' if left != 1 else ''} left; {seats} asked for."
+
+
+def has_free_seats(
+    event: Event, now: datetime, seats: int = 1, *, counted: Booking | None = None
+) -> bool:
+    """Whether the locked `event` has `seats` free seats for one more booking right now.
 
     `counted`: the caller's own lapsed hold, still pending and so still in the counter (a
     hold being renewed or paid late): it needs no seat more than the counter holds, as long
@@ -122,7 +174,7 @@ def has_free_seat(event: Event, now: datetime, *, counted: Booking | None = None
     lapsed: they are marked expired here (what the scheduler would do a moment later), which
     frees their seats, and the counter is read again.
     """
-    wanted = 0 if counted is not None else 1
+    wanted = 0 if counted is not None else seats
     if event.seats_claimed + wanted <= event.capacity:
         return True
     lapsed = Booking.objects.select_for_update(no_key=True).filter(event=event).stale_holds(now)
@@ -150,16 +202,89 @@ def cancel_booking(
         booking = lock_with_event(booking.pk)
         if booking.status not in ACTIVE_STATUSES:
             raise NotCancellable(f"This booking is already {booking.status}.")
-        if booking.payment_status == PaymentStatus.PAID:
-            cutoff = timedelta(hours=settings.CANCELLATION_CUTOFF_HOURS)
-            if apply_cutoff and booking.event.starts_at - now < cutoff:
-                raise CancellationCutoffPassed(
-                    "Paid bookings can be cancelled with a full refund until "
-                    f"{settings.CANCELLATION_CUTOFF_HOURS} hours before the event starts; "
-                    "that time has passed."
-                )
+        if apply_cutoff:
+            check_cutoff(booking, now)
         cancel_locked(booking, actor=by, reason=reason, now=now)
     return booking
+
+
+def cancel_attendee(
+    *,
+    booking: Booking,
+    attendee_id: int,
+    by,
+    reason: str = "seat cancelled by the booker",
+    apply_cutoff: bool = True,
+) -> Booking:
+    """Cancel one seat of an active booking: free at once, a paid one's share owed back.
+
+    The booking keeps its other seats (`seats` and `amount` go down by one seat); its last
+    seat cancels the booking (`cancel_booking`'s rules). A paid seat follows the same cutoff
+    as a paid booking and is refunded for its share (`seat_price`), once. An unpaid hold's
+    open Checkout Session is expired (it was for more seats); `POST /bookings/{id}/checkout`
+    opens one for the seats left.
+    """
+    now = timezone.now()
+    with service_transaction():
+        booking = lock_with_event(booking.pk)
+        attendee = (
+            Attendee.objects.select_for_update().filter(booking=booking, pk=attendee_id).first()
+        )
+        if attendee is None:
+            raise AttendeeNotFound()
+        if booking.status not in ACTIVE_STATUSES:
+            raise NotCancellable(f"This booking is already {booking.status}.")
+        if attendee.status == AttendeeStatus.CANCELLED:
+            raise NotCancellable("This seat is already cancelled.")
+        if apply_cutoff:
+            check_cutoff(booking, now)
+        if booking.seats == 1:
+            cancel_locked(booking, actor=by, reason=reason, now=now)
+            return booking
+        attendee.status = AttendeeStatus.CANCELLED
+        attendee.cancelled_at = now
+        attendee.save(update_fields=["status", "cancelled_at"])
+        share = booking.seat_price
+        booking.seats -= 1
+        booking.amount -= share
+        fields = {"seats", "amount"}
+        if booking.payment_status == PaymentStatus.UNPAID:
+            # Its session charges for the seats it had: no longer payable; a new one is opened
+            # on request. Should the old one be paid all the same, that payment is refunded.
+            payments.expire_open_checkout(booking)
+            booking.checkout_session_id = booking.checkout_url = ""
+            fields |= {"checkout_session_id", "checkout_url"}
+        transition(
+            booking,
+            actor=by,
+            reason=reason,
+            now=now,
+            extra_fields=fields,
+            change="booking.attendee_cancelled",
+            from_seats=booking.seats + 1,
+            attendee=attendee,
+        )
+        if booking.payment_status == PaymentStatus.PAID:
+            refunds.owe(
+                booking=booking,
+                payment=settling_payment(booking),
+                amount=share,
+                attendee=attendee,
+                reason=f"{reason}: {attendee.name}",
+                now=now,
+            )
+    return booking
+
+
+def check_cutoff(booking: Booking, now: datetime) -> None:
+    """A paid booking (or seat) is cancelled with a refund only until the cutoff."""
+    cutoff = timedelta(hours=settings.CANCELLATION_CUTOFF_HOURS)
+    if booking.payment_status == PaymentStatus.PAID and booking.event.starts_at - now < cutoff:
+        raise CancellationCutoffPassed(
+            "Paid bookings can be cancelled with a full refund until "
+            f"{settings.CANCELLATION_CUTOFF_HOURS} hours before the event starts; "
+            "that time has passed."
+        )
 
 
 def expire_hold(*, booking_id: int, now: datetime | None = None) -> bool:
@@ -224,8 +349,8 @@ def renew_hold(*, booking: Booking, by) -> Booking:
         # A lapsed hold not yet marked expired is still in the counter; an expired one needs
         # a free seat again.
         counted = booking if booking.status == BookingStatus.PENDING else None
-        if not has_free_seat(event, now, counted=counted):
-            raise SoldOut()
+        if not has_free_seats(event, now, booking.seats, counted=counted):
+            raise SoldOut(seats_left=max(event.capacity - event.seats_claimed, 0))
         booking.hold_expires_at = now + timedelta(minutes=settings.BOOKING_HOLD_MINUTES)
         booking.checkout_session_id = booking.checkout_url = ""
         transition(
@@ -324,12 +449,17 @@ def transition(
     now: datetime,
     extra_fields: set[str] = frozenset(),
     change: str = "",
+    from_seats: int | None = None,
+    attendee: Attendee | None = None,
 ) -> int:
     """Apply a state change to a locked booking and record it in the audit trail.
 
-    Returns how the event's `seats_claimed` moved (-1, 0 or 1); the counter is already
-    written (and `booking.event`'s copy of it moved). The caller holds the event's row lock.
+    Returns how the event's `seats_claimed` moved (by the booking's seats, or by the seats it
+    gave up: `from_seats` is what it held before, when the caller changed `seats`); the
+    counter is already written (and `booking.event`'s copy of it moved). The caller holds the
+    event's row lock.
     """
+    from_seats = booking.seats if from_seats is None else from_seats
     from_status, from_payment_status = booking.status, booking.payment_status
     fields = {"version", "updated_at", *extra_fields}
     if status and status != booking.status:
@@ -346,7 +476,9 @@ def transition(
             fields.add(stamp)
     booking.version += 1
     booking.save(update_fields=sorted(fields))
-    claimed = (booking.status in ACTIVE_STATUSES) - (from_status in ACTIVE_STATUSES)
+    claimed = (booking.status in ACTIVE_STATUSES) * booking.seats - (
+        from_status in ACTIVE_STATUSES
+    ) * from_seats
     if claimed:
         claim_seats(booking.event, claimed)
     elif booking.status in ACTIVE_STATUSES:
@@ -361,6 +493,7 @@ def transition(
         reason=reason,
         now=now,
         change=change,
+        attendee=attendee,
     )
     return claimed
 
@@ -375,6 +508,7 @@ def audit(
     now,
     change: str = "",
     actor_id: int | None = None,
+    attendee: Attendee | None = None,
 ) -> BookingAudit:
     """Record a change in the audit trail, queue the emails it owes, and announce it.
 
@@ -391,6 +525,7 @@ def audit(
         to_payment_status=booking.payment_status,
         actor_id=actor.pk if actor is not None else actor_id,
         reason=reason[:255],
+        attendee=attendee,
         created_at=now,
     )
     logger.info(
@@ -404,6 +539,7 @@ def audit(
             "to_status": booking.status,
             "payment_status": booking.payment_status,
             "actor_id": entry.actor_id,
+            "seats": booking.seats,
         },
     )
     notifications.queue_emails(booking=booking, audit=entry)

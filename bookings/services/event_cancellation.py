@@ -69,7 +69,7 @@ def settle_cancelled_event(*, event_id: int, by_id: int | None = None, limit: in
             Booking.objects.select_for_update(no_key=True)
             .filter(event=event)
             .active()
-            .prefetch_related("payments")
+            .prefetch_related("payments", "refunds", "attendees")
             .order_by("pk")[:limit]
         )
         cancelled = 0
@@ -91,9 +91,10 @@ def summarize_cancellation(event: Event) -> CancellationSummary:
     cancelled_ids = BookingAudit.objects.filter(
         booking__event=event, change="booking.event_cancelled"
     ).values("booking_id")
-    # The refunds of the bookings' own money (a second payment's refund is not counted here).
+    # The refunds of the bookings' own money (not a second payment's refund, nor a seat of a
+    # group refunded on its own before: one refund per booking the cancellation paid back).
     refunds = (
-        Refund.objects.filter(booking_id__in=cancelled_ids)
+        Refund.objects.filter(booking_id__in=cancelled_ids, attendee__isnull=True)
         .exclude(payment__settles_booking=False)
         .aggregate(
             succeeded=Count("pk", filter=Q(status=AttemptStatus.SUCCEEDED)),

@@ -8,7 +8,9 @@ a receipt that the worker applies (`attempt_stripe_event`). A payment settles a 
 """
 
 import logging
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import stripe
 from django.conf import settings
@@ -34,7 +36,7 @@ from bookings.models import (
     PaymentStatus,
     StripeEventReceipt,
 )
-from bookings.money import minor_units
+from bookings.money import from_minor_units, minor_units
 from bookings.services import booking as booking_service
 from bookings.services import refunds
 from events.models import Event, EventStatus
@@ -53,9 +55,13 @@ def configured() -> bool:
 # --- Checkout -------------------------------------------------------------------------------
 
 
-def book_with_checkout(*, user, event_id: int) -> Booking:
-    """Book a seat; a paid hold also gets a Checkout Session when Stripe is configured."""
-    booking = booking_service.book_event(user=user, event_id=event_id)
+def book_with_checkout(
+    *, user, event_id: int, seats: int = 1, attendees: Sequence[dict] = ()
+) -> Booking:
+    """Book seats; a paid hold also gets a Checkout Session when Stripe is configured."""
+    booking = booking_service.book_event(
+        user=user, event_id=event_id, seats=seats, attendees=attendees
+    )
     if booking.payment_status == PaymentStatus.UNPAID and configured():
         booking = open_checkout(booking=booking)
     return booking
@@ -79,8 +85,12 @@ def open_checkout(*, booking: Booking) -> Booking:
     try:
         session = stripe.checkout.Session.create(
             **_session_params(booking, expires_at),
-            # Same hold, same key: a retried call returns the same session, never a second one.
-            idempotency_key=f"ahoum-checkout-{booking.pk}-{int(booking.hold_expires_at.timestamp())}",
+            # Same hold and seats, same key: a retried call returns the same session, never a
+            # second one (a seat cancelled since asks for a new session, with a new key).
+            idempotency_key=(
+                f"ahoum-checkout-{booking.pk}-{int(booking.hold_expires_at.timestamp())}"
+                f"-{booking.seats}"
+            ),
             api_key=settings.STRIPE_SECRET_KEY,
         )
     except stripe.StripeError as error:
@@ -133,10 +143,10 @@ def _session_params(booking: Booking, expires_at: datetime) -> dict:
         "mode": "payment",
         "line_items": [
             {
-                "quantity": 1,
+                "quantity": booking.seats,
                 "price_data": {
                     "currency": booking.currency.lower(),
-                    "unit_amount": minor_units(booking.amount, booking.currency),
+                    "unit_amount": minor_units(booking.seat_price, booking.currency),
                     "product_data": {
                         "name": event.title,
                         "description": f"{event.starts_at:%Y-%m-%d %H:%M} UTC, {event.location}",
@@ -228,7 +238,20 @@ def _session_paid(session: dict, occurred_at: datetime) -> None:
         return
     expected = minor_units(booking.amount, booking.currency)
     paid_currency = (session.get("currency") or "").upper()
-    if session.get("amount_total") != expected or paid_currency != booking.currency:
+    paid = session.get("amount_total")
+    superseded = session["id"] != booking.checkout_session_id
+    if superseded and paid != expected and paid_currency == booking.currency and paid:
+        # A session opened before a seat was cancelled, paid all the same: it is for seats the
+        # booking no longer has, so its money goes back in full (the booking stays unpaid).
+        record_checkout_payment(
+            booking_id=booking.pk,
+            session_id=session["id"],
+            payment_intent_id=session.get("payment_intent") or "",
+            paid_at=occurred_at,
+            amount=from_minor_units(paid, paid_currency),
+        )
+        return
+    if paid != expected or paid_currency != booking.currency:
         logger.error("stripe session %s amount mismatch for booking %s", session["id"], booking.pk)
         flag_payment_issue(
             booking_id=booking.pk,
@@ -272,7 +295,10 @@ def _charge_refunded(charge: dict, occurred_at: datetime) -> None:
     if not payment.settles_booking:
         return  # a second payment of the booking, refunded by its own Refund row
     booking = payment.booking
-    if charge.get("amount_refunded", 0) < charge.get("amount", 0):
+    refunded = charge.get("amount_refunded", 0)
+    if refunded < charge.get("amount", 0):
+        if refunded <= minor_units(refunds.owed_for(booking, payment), payment.currency):
+            return  # seats of a group booking refunded by their own Refund rows
         flag_payment_issue(
             booking_id=booking.pk,
             kind=PaymentIssueKind.AMOUNT_MISMATCH,
@@ -412,13 +438,15 @@ def record_checkout_payment(
     session_id: str,
     payment_intent_id: str,
     paid_at: datetime,
+    amount: Decimal | None = None,
 ) -> Payment:
     """Record a paid Checkout Session of the booking, once; the `Payment`.
 
     The first payment of an unpaid booking settles it, judged by `paid_at` (when Stripe says
     it was paid, not when this runs): paid before the hold ended confirms the booking even if
     the hold lapsed since. Any other payment (the booking was paid already, by another session
-    or outside Stripe) is refunded in full and flagged for staff.
+    or outside Stripe) is refunded in full and flagged for staff. So is a payment whose
+    `amount` is not the booking's (a session for seats cancelled since).
     """
     now = timezone.now()
     with service_transaction():
@@ -430,10 +458,11 @@ def record_checkout_payment(
             booking=booking,
             checkout_session_id=session_id,
             payment_intent_id=payment_intent_id,
-            amount=booking.amount,
+            amount=booking.amount if amount is None else amount,
             currency=booking.currency,
             paid_at=paid_at,
-            settles_booking=booking.payment_status == PaymentStatus.UNPAID,
+            settles_booking=booking.payment_status == PaymentStatus.UNPAID
+            and (amount is None or amount == booking.amount),
             created_at=now,
         )
         if payment.settles_booking:
@@ -450,14 +479,15 @@ def record_checkout_payment(
                 extra_fields={"payment_intent_id"},
             )
         else:
+            if booking.payment_status == PaymentStatus.UNPAID:
+                why = f"was for {payment.amount}, not the booking's {booking.amount}"
+            else:
+                why = f"was paid while the booking was already {booking.payment_status}"
             refunds.owe(booking=booking, payment=payment, reason="paid twice", now=now)
             flag_payment_issue(
                 booking_id=booking.pk,
                 kind=PaymentIssueKind.DUPLICATE_PAYMENT,
-                detail=(
-                    f"Checkout Session {session_id} was paid while the booking was already "
-                    f"{booking.payment_status}; that payment is being refunded in full."
-                ),
+                detail=f"Checkout Session {session_id} {why}; it is being refunded in full.",
                 stripe_object_id=session_id,
             )
     return payment
@@ -570,4 +600,4 @@ def _can_retake_seat(booking: Booking, event: Event, now: datetime) -> bool:
         return False
     # Still pending: it is still in the counter; expired: it needs a free seat again.
     counted = booking if booking.status == BookingStatus.PENDING else None
-    return booking_service.has_free_seat(event, now, counted=counted)
+    return booking_service.has_free_seats(event, now, booking.seats, counted=counted)

@@ -11,6 +11,7 @@ payment to refund, or out of attempts) gives up into a payment issue staff see.
 
 import logging
 from datetime import datetime, timedelta
+from decimal import Decimal
 
 import stripe
 from django.conf import settings
@@ -23,6 +24,7 @@ from bookings import money, tasks
 from bookings.exceptions import NotPayable
 from bookings.models import (
     ACTIVE_STATUSES,
+    Attendee,
     Booking,
     BookingStatus,
     Payment,
@@ -67,17 +69,29 @@ POLICY = attempts.Policy(
 )
 
 
-def owe(*, booking: Booking, payment: Payment | None, reason: str, now: datetime) -> Refund:
-    """Owe `payment` back in full (None: the booking was paid outside Stripe).
+def owe(
+    *,
+    booking: Booking,
+    payment: Payment | None,
+    reason: str,
+    now: datetime,
+    amount: Decimal | None = None,
+    attendee: Attendee | None = None,
+) -> Refund:
+    """Owe `amount` of `payment` back (None: the booking was paid outside Stripe).
 
-    Call inside the transaction that makes it owed: the row and its first attempt's task
-    commit with that change or not at all.
+    By default what is left of the payment after the refunds already owed for it (seats of
+    a group cancelled earlier), or the booking's amount when paid outside Stripe. `attendee`:
+    the seat whose share this is (the booking stays paid). Call inside the transaction that
+    makes it owed: the row and its first attempt's task commit with that change or not at all.
     """
-    amount = payment.amount if payment else booking.amount
+    if amount is None:
+        amount = payment.amount - owed_for(booking, payment) if payment else booking.amount
     currency = payment.currency if payment else booking.currency
     refund = Refund.objects.create(
         booking=booking,
         payment=payment,
+        attendee=attendee,
         amount=amount,
         currency=currency,
         reason=reason[:255],
@@ -86,6 +100,16 @@ def owe(*, booking: Booking, payment: Payment | None, reason: str, now: datetime
     )
     attempts.schedule(refund, POLICY)
     return refund
+
+
+def owed_for(booking: Booking, payment: Payment) -> Decimal:
+    """The money owed back (or given back) so far for `payment` of `booking`, by its refunds.
+
+    From `booking.refunds.all()`: one query, or none when the caller prefetched them (a
+    cancelled event's batch).
+    """
+    refunds = (refund for refund in booking.refunds.all() if refund.payment_id == payment.pk)
+    return sum((refund.amount for refund in refunds), Decimal("0"))
 
 
 def attempt_refund(*, refund_id: int, after_attempts: int) -> Refund:
@@ -190,8 +214,9 @@ def refund_succeeded(*, refund_id: int, stripe_refund_id: str) -> Refund:
             # charge.refunded got here first: keep Stripe's id of the refund all the same.
             refund.stripe_refund_id = stripe_refund_id
             refund.save(update_fields=["stripe_refund_id", "updated_at"])
+        # The booking's own money, all of it (not one seat's share): the booking is refunded.
         settling = refund.payment is None or refund.payment.settles_booking
-        if settling and booking.payment_status == PaymentStatus.PAID:
+        if settling and refund.attendee_id is None and booking.payment_status == PaymentStatus.PAID:
             _refunded(booking, actor=None, reason=f"refunded: {refund.reason}", now=now)
     return refund
 

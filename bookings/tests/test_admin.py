@@ -80,3 +80,55 @@ def test_staff_see_the_emails_sent_for_a_booking(admin_client):
 
     assert "told@example.com" in page
     assert f"Booking #{booking.pk}" in page
+
+
+def test_booking_page_shows_seats_and_attendees_read_only(admin_client):
+    booker = UserFactory(name="Booker")
+    group = services.book_event(
+        user=booker,
+        event_id=EventFactory(capacity=5).pk,
+        seats=3,
+        attendees=[{"name": "Guest Bea", "email": "bea@example.com"}],
+    )
+    bea = group.attendees.get(name="Guest Bea")
+    services.cancel_attendee(booking=group, attendee_id=bea.pk, by=booker)
+
+    page = admin_client.get(f"/admin/bookings/booking/{group.pk}/change/")
+
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "Guest Bea" in html and "bea@example.com" in html and "Guest 3 of Booker" in html
+    assert "booking.attendee_cancelled" in html
+    assert str(bea) in html  # the audit row names the seat it cancelled
+    assert 'name="attendees-0-name"' not in html
+    assert 'name="attendees-TOTAL_FORMS"' in html  # the inline is there, with no form fields
+    listing = admin_client.get("/admin/bookings/booking/").content.decode()
+    assert '<td class="field-seats">2</td>' in listing
+
+
+def test_booking_search_finds_a_guest_by_their_email(admin_client):
+    services.book_event(
+        user=UserFactory(),
+        event_id=EventFactory().pk,
+        seats=2,
+        attendees=[{"name": "Guest", "email": "guest@example.com"}],
+    )
+    make_bookings(2)
+
+    page = admin_client.get("/admin/bookings/booking/?q=guest@example.com").content.decode()
+
+    assert "1 result" in page
+
+
+def test_booking_page_query_count_does_not_grow_with_seats(admin_client):
+    def queries(seats: int) -> int:
+        booking = services.book_event(
+            user=UserFactory(), event_id=EventFactory(capacity=10).pk, seats=seats
+        )
+        with CaptureQueriesContext(connection) as captured:
+            assert (
+                admin_client.get(f"/admin/bookings/booking/{booking.pk}/change/").status_code == 200
+            )
+        return len(captured)
+
+    assert queries(1) == queries(8)

@@ -48,11 +48,12 @@ def test_a_hold_locks_the_event_first_then_checks_then_writes(user):
     sql = statements(captured)
     # The hot path's statements, one each (the regression guard for the benchmark's spread):
     # the event locked, the booking (the unique index refuses a second active one: no query
-    # for it), its seat, its audit row. No task row: lapsed holds are marked expired by the
-    # scheduler (manage.py sweep).
+    # for it), its attendee (one INSERT for all its seats), its seats, its audit row. No task
+    # row: lapsed holds are marked expired by the scheduler (manage.py sweep).
     assert [statement.split()[:3] for statement in sql] == [
         ["SELECT", '"events_event"."id",', '"events_event"."title",'],
         ["INSERT", "INTO", '"bookings_booking"'],
+        ["INSERT", "INTO", '"bookings_attendee"'],
         ["UPDATE", '"events_event"', "SET"],
         ["INSERT", "INTO", '"bookings_bookingaudit"'],
     ]

@@ -1,6 +1,7 @@
 """The whole loop as `make run` has it: bookings notify this server's own receiver, and
 racing workers still deliver once. Real connections: a live server thread, worker threads."""
 
+import re
 import threading
 import time
 from decimal import Decimal
@@ -49,6 +50,54 @@ def test_bookings_reach_this_servers_own_receiver_and_the_loop_ends(
         AttemptStatus.SUCCEEDED,
         AttemptStatus.SUCCEEDED,
     ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_seat_cancelled_reaches_the_receiver_with_the_seats_left(
+    settings, live_server, crm_secret, admin_client
+):
+    settings.CRM_WEBHOOK_URL = f"{live_server.url}/crm/webhook"
+    event = EventFactory(price=Decimal("0"), title="Gong Bath")
+    booker = UserFactory(name="Alice", email="alice@example.com")
+    booking = booking_services.book_event(
+        user=booker,
+        event_id=event.pk,
+        seats=3,
+        attendees=[{"name": "Bea", "email": "bea@example.com"}, {"name": "Cai"}],
+    )
+    bea = booking.attendees.get(name="Bea")
+    booking_services.cancel_attendee(booking=booking, attendee_id=bea.pk, by=booker)
+    run_tasks()
+
+    crm_booking = CRMBooking.objects.get(booking_id=booking.pk)
+    assert (crm_booking.type, crm_booking.status, crm_booking.sequence) == (
+        "booking.attendee_cancelled",
+        "confirmed",
+        2,
+    )
+    assert crm_booking.payload["seats"] == 2
+    assert crm_booking.payload["attendee"] == {
+        "id": bea.pk,
+        "name": "Bea",
+        "email": "bea@example.com",
+    }
+    assert [(seat["name"], seat["status"]) for seat in crm_booking.payload["attendees"]] == [
+        ("Alice", "confirmed"),
+        ("Bea", "cancelled"),
+        ("Cai", "confirmed"),
+    ]
+    history = CRMNotification.objects.order_by("sequence")
+    assert [(n.type, n.payload["seats"], n.applied) for n in history] == [
+        ("booking.created", 3, True),
+        ("booking.attendee_cancelled", 2, True),
+    ]
+    assert set(Delivery.objects.values_list("status", flat=True)) == {AttemptStatus.SUCCEEDED}
+    # Staff review shows the seats left and who sits in them.
+    page = admin_client.get(f"/admin/crm/crmbooking/{crm_booking.pk}/change/").content.decode()
+    seats_row = re.search(r'field-notified_seats">.*?<div class="readonly">(.*?)</div>', page, re.S)
+    assert seats_row.group(1) == "2"
+    assert "Bea &lt;bea@example.com&gt;: cancelled" in page
+    assert "Cai &lt;no email&gt;: confirmed" in page
 
 
 @pytest.mark.django_db(transaction=True)

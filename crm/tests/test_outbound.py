@@ -96,10 +96,79 @@ def test_notification_payload_keeps_the_originals_keys_and_adds_state(crm_server
         "occurred_at": audit.created_at.isoformat(),
         "sequence": 1,
         "reason": "booked",
+        "seats": 1,
+        "attendees": [
+            {
+                "id": booking.attendees.get().pk,
+                "name": "Alice Example",
+                "email": "alice@example.com",
+                "status": "pending",
+            }
+        ],
     }
     assert ISO_WITH_OFFSET.match(payload["starts_at"])
     assert ISO_WITH_OFFSET.match(payload["occurred_at"])
     assert datetime.fromisoformat(payload["starts_at"]) == paid_event.starts_at
+
+
+def test_group_booking_notifications_carry_seats_attendees_and_the_seat_cancelled(
+    crm_server, paid_event
+):
+    crm_server.expect_request("/crm").respond_with_data("ok")
+    booker = UserFactory(name="Alice", email="alice@example.com")
+    booking = booking_services.book_event(
+        user=booker,
+        event_id=paid_event.pk,
+        seats=3,
+        attendees=[{"name": "Bea", "email": "bea@example.com"}, {"name": "Cai"}],
+    )
+    booking_services.mark_paid(booking_id=booking.pk, reason="paid at the desk")
+    alice, bea, cai = booking.attendees.order_by("position")
+    booking_services.cancel_attendee(booking=booking, attendee_id=bea.pk, by=booker)
+    run_tasks()
+
+    created, paid, seat_cancelled = sorted(received_json(crm_server), key=lambda p: p["sequence"])
+    assert (created["seats"], created["amount"], paid["seats"]) == (3, "148.50", 3)
+    assert created["attendees"] == [
+        {"id": alice.pk, "name": "Alice", "email": "alice@example.com", "status": "pending"},
+        {"id": bea.pk, "name": "Bea", "email": "bea@example.com", "status": "pending"},
+        {"id": cai.pk, "name": "Cai", "email": "", "status": "pending"},
+    ]
+    assert "attendee" not in created and "attendee" not in paid
+    # One seat cancelled: the booking stays confirmed and paid, with the seats left.
+    assert seat_cancelled == {
+        **paid,
+        "type": "booking.attendee_cancelled",
+        "sequence": 3,
+        "occurred_at": seat_cancelled["occurred_at"],
+        "reason": seat_cancelled["reason"],
+        "seats": 2,
+        "amount": "99.00",
+        "attendees": [
+            {"id": alice.pk, "name": "Alice", "email": "alice@example.com", "status": "confirmed"},
+            {"id": bea.pk, "name": "Bea", "email": "bea@example.com", "status": "cancelled"},
+            {"id": cai.pk, "name": "Cai", "email": "", "status": "confirmed"},
+        ],
+        "attendee": {"id": bea.pk, "name": "Bea", "email": "bea@example.com"},
+    }
+    assert (seat_cancelled["status"], seat_cancelled["payment_status"]) == ("confirmed", "paid")
+    delivery = Delivery.objects.get(sequence=3)
+    assert (delivery.event_type, delivery.payload) == ("booking.attendee_cancelled", seat_cancelled)
+
+
+def test_a_booking_cancelled_whole_keeps_its_seats_and_shows_every_seat_cancelled(
+    crm_server, free_event
+):
+    crm_server.expect_request("/crm").respond_with_data("ok")
+    booker = UserFactory()
+    booking = booking_services.book_event(user=booker, event_id=free_event.pk, seats=2)
+    booking_services.cancel_booking(booking=booking, by=booker)
+    run_tasks()
+
+    cancelled = Delivery.objects.get(event_type="booking.cancelled").payload
+    assert cancelled["seats"] == 2
+    assert [seat["status"] for seat in cancelled["attendees"]] == ["cancelled", "cancelled"]
+    assert "attendee" not in cancelled
 
 
 def test_notification_is_signed_with_bearer_and_standard_webhooks_headers(crm_server, paid_event):

@@ -257,6 +257,39 @@ def without(payload: dict, dotted: str) -> dict:
     return payload
 
 
+SEAT = {"id": 1, "name": "Bea", "email": "bea@example.com", "status": "confirmed"}
+
+
+def test_a_group_bookings_seat_cancelled_is_stored_as_received(sender):
+    payload = full_payload(
+        type="booking.attendee_cancelled",
+        status="confirmed",
+        payment_status="free",
+        amount="0.00",
+        sequence=3,
+        seats=2,
+        attendees=[
+            {"id": 40, "name": "Alice", "email": "alice@example.com", "status": "confirmed"},
+            {"id": 41, "name": "Bea", "email": "bea@example.com", "status": "cancelled"},
+            {"id": 42, "name": "Guest 3 of Alice", "email": "", "status": "confirmed"},
+        ],
+        attendee={"id": 41, "name": "Bea", "email": "bea@example.com"},
+    )
+
+    response = sender.post(payload)
+
+    assert response.status_code == 200, response.json()
+    assert response.json()["stored"] is True
+    stored = CRMBooking.objects.get()
+    assert (stored.type, stored.status, stored.sequence) == (
+        "booking.attendee_cancelled",
+        "confirmed",
+        3,
+    )
+    assert stored.payload == payload
+    assert stored.notifications.get().payload == payload
+
+
 @pytest.mark.parametrize(
     "field", ["booking_id", "user", "user.name", "user.email", "event", "facilitator_id"]
 )
@@ -305,6 +338,13 @@ def test_all_missing_fields_are_named_at_once(sender):
         ({"starts_at": "tomorrow"}, "starts_at"),
         ({"type": "x" * 41}, "type"),
         ({"payment_status": "paid"}, "user_id"),  # paid needs user_id to match a booking
+        ({"seats": 0}, "seats"),
+        ({"seats": "two"}, "seats"),
+        ({"attendees": "Bea"}, "attendees"),
+        ({"attendees": [SEAT, {**SEAT, "id": 2, "email": "nope"}]}, "attendees.1.email"),
+        ({"attendees": [{**SEAT, "status": None}]}, "attendees.0.status"),
+        ({"attendees": [SEAT] * 101}, "attendees"),
+        ({"attendee": {"name": "Bea", "email": ""}}, "attendee.id"),
     ],
 )
 def test_malformed_field_is_a_400_naming_it(sender, overrides, field):

@@ -1,9 +1,13 @@
 """The facilitators' back office at /backoffice/, through Django's test client."""
 
+import csv
+import io
 from decimal import Decimal
 
 import pytest
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 
 from accounts.tests.factories import TEST_PASSWORD, FacilitatorFactory, UserFactory
 from bookings import services
@@ -242,3 +246,158 @@ def test_another_facilitator_sees_nothing_of_mine(mine):
 
     assert "Maya" not in page
     assert client.get(f"/backoffice/events/event/{mine.pk}/change/").status_code == 404
+
+
+# --- group bookings: seats, attendees and the registrations export -----------------------------
+
+
+def test_own_booking_shows_its_seats_and_attendees_read_only(backoffice, mine):
+    group = services.book_event(
+        user=UserFactory(name="Booker"),
+        event_id=mine.pk,
+        seats=3,
+        attendees=[{"name": "Guest Bea", "email": "bea@example.com"}],
+    )
+    services.cancel_attendee(
+        booking=group, attendee_id=group.attendees.get(name="Guest Bea").pk, by=group.user
+    )
+
+    page = backoffice.get(f"/backoffice/bookings/booking/{group.pk}/change/")
+
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "Guest Bea" in html and "bea@example.com" in html
+    assert "Guest 3 of Booker" in html
+    assert "booking.attendee_cancelled" in html  # the audit row, with its seat
+    assert 'name="attendees-0-name"' not in html  # read-only
+    assert page.context["adminform"].form.instance.seats == 2
+    listing = backoffice.get("/backoffice/bookings/booking/?q=bea@example.com").content.decode()
+    assert "1 result" in listing  # a guest is found by their own email
+
+
+def read_csv(response) -> list[list[str]]:
+    assert response.streaming  # written out row by row, not built in memory
+    return list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+
+
+def export_url(event) -> str:
+    return f"/backoffice/events/event/{event.pk}/registrations.csv"
+
+
+def test_registrations_export_has_one_row_per_attendee(backoffice, owner):
+    event = EventFactory(facilitator=owner, price=Decimal("15.00"), capacity=10)
+    booker = UserFactory(name="Alice", email="alice@example.com")
+    group = services.book_event(
+        user=booker,
+        event_id=event.pk,
+        seats=3,
+        attendees=[{"name": "Bea", "email": "bea@example.com"}, {"name": "Cai"}],
+    )
+    services.mark_paid(booking_id=group.pk)
+    services.cancel_attendee(
+        booking=group,
+        attendee_id=group.attendees.get(name="Cai").pk,
+        by=booker,
+        apply_cutoff=False,
+    )
+    single = services.book_event(
+        user=UserFactory(name="Dan", email="dan@example.com"), event_id=event.pk
+    )
+
+    response = backoffice.get(export_url(event))
+
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/csv")
+    assert response["Content-Disposition"] == (
+        f'attachment; filename="registrations-event-{event.pk}.csv"'
+    )
+    header, *rows = read_csv(response)
+    assert header == [
+        "booking_id", "booker_name", "booker_email", "attendee_position", "attendee_name",
+        "attendee_email", "attendee_status", "booking_status", "payment_status", "booking_seats",
+    ]  # fmt: skip
+    group_id, single_id = str(group.pk), str(single.pk)
+    assert rows == [
+        [group_id, "Alice", "alice@example.com", "1", "Alice", "alice@example.com", "confirmed",
+         "confirmed", "paid", "2"],
+        [group_id, "Alice", "alice@example.com", "2", "Bea", "bea@example.com", "confirmed",
+         "confirmed", "paid", "2"],
+        [group_id, "Alice", "alice@example.com", "3", "Cai", "", "cancelled", "confirmed",
+         "paid", "2"],
+        [single_id, "Dan", "dan@example.com", "1", "Dan", "dan@example.com", "pending", "pending",
+         "unpaid", "1"],
+    ]  # fmt: skip
+
+
+def test_registrations_export_guards_against_formula_injection(backoffice, owner):
+    event = EventFactory(facilitator=owner, price=Decimal("0"))
+    booker = UserFactory(name='=HYPERLINK("https://evil.example")', email="booker@example.com")
+    services.book_event(
+        user=booker,
+        event_id=event.pk,
+        seats=4,
+        attendees=[
+            {"name": "+SUM(1,2)", "email": ""},
+            {"name": "-2+3", "email": "minus@example.com"},
+            {"name": "@cmd", "email": ""},
+            {"name": "Plain = text", "email": ""},
+        ],
+    )
+
+    _, *rows = read_csv(backoffice.get(export_url(event)))
+
+    assert {row[1] for row in rows} == {'\'=HYPERLINK("https://evil.example")'}
+    assert [row[4] for row in rows] == ["'+SUM(1,2)", "'-2+3", "'@cmd", "Plain = text"]
+    assert [row[3] for row in rows] == ["1", "2", "3", "4"]  # numbers stay numbers
+
+
+def test_event_list_links_each_event_to_its_export(backoffice, mine):
+    page = backoffice.get("/backoffice/events/event/").content.decode()
+
+    assert f'href="{export_url(mine)}"' in page
+
+
+def test_registrations_export_of_another_facilitators_event_is_404(backoffice, theirs):
+    response = backoffice.get(export_url(theirs))
+
+    assert response.status_code == 404
+    assert b"other-attendee@example.com" not in response.content
+
+
+def test_staff_export_any_events_registrations(admin_client, theirs):
+    _, *rows = read_csv(admin_client.get(export_url(theirs)))
+
+    assert [row[5] for row in rows] == ["other-attendee@example.com"]
+
+
+def test_registrations_export_needs_a_back_office_sign_in(client, mine):
+    anonymous = client.get(export_url(mine))
+    client.force_login(UserFactory())
+    plain_user = client.get(export_url(mine))
+
+    assert anonymous.status_code == 302 and "/backoffice/login/" in anonymous["Location"]
+    assert plain_user.status_code == 302 and "/backoffice/login/" in plain_user["Location"]
+
+
+def test_registrations_export_spans_chunks_in_one_query(backoffice, owner, monkeypatch):
+    from facilitators import exports
+
+    monkeypatch.setattr(exports, "CHUNK_SIZE", 50)
+    event = EventFactory(facilitator=owner, price=Decimal("0"), capacity=500)
+
+    def export_queries() -> tuple[int, int]:
+        with CaptureQueriesContext(connection) as captured:
+            rows = read_csv(backoffice.get(export_url(event)))
+        return len(rows) - 1, len(captured)
+
+    for _ in range(4):
+        services.book_event(user=UserFactory(), event_id=event.pk, seats=5)
+    few, few_queries = export_queries()
+    for _ in range(16):
+        services.book_event(user=UserFactory(), event_id=event.pk, seats=5)
+    many, many_queries = export_queries()
+
+    assert (few, many) == (20, 100)
+    # One query, fetched by chunks (on PostgreSQL through a server-side cursor): no query per
+    # booking or attendee.
+    assert many_queries == few_queries

@@ -116,6 +116,16 @@ def test_registrations_list_and_summary(callers, event):
         "amount": "20.00",
         "currency": "EUR",
         "booked_at": first["booked_at"],
+        "seats": 1,
+        "attendees": [
+            {
+                "id": paid.attendees.get().pk,
+                "position": 1,
+                "name": "Alice",
+                "email": "alice@example.com",
+                "status": "confirmed",
+            }
+        ],
     }
     assert body["summary"] == {
         "event_id": event.pk,
@@ -127,9 +137,69 @@ def test_registrations_list_and_summary(callers, event):
         "pending": 1,
         "cancelled": 1,
         "expired": 0,
+        "seats_confirmed": 1,
+        "seats_pending": 1,
+        "seats_cancelled": 1,
+        "seats_expired": 0,
         "refunded": 0,
         "revenue": "20.00",
     }
+
+
+def test_registrations_list_each_bookings_attendees_and_the_summary_counts_seats(callers, event):
+    booker = UserFactory(name="Alice", email="alice@example.com")
+    group = services.book_event(
+        user=booker,
+        event_id=event.pk,
+        seats=3,
+        attendees=[{"name": "Bea", "email": "bea@example.com"}, {"name": "Cai", "email": ""}],
+    )
+    services.mark_paid(booking_id=group.pk)
+    single = services.book_event(user=UserFactory(name="Dan"), event_id=event.pk)  # pending
+
+    response = callers["owner"].get(f"/facilitator/registrations/{event.pk}")
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["count"] == 2  # bookings, not seats
+    by_id = {row["booking_id"]: row for row in body["results"]}
+    assert (by_id[group.pk]["name"], by_id[group.pk]["email"]) == ("Alice", "alice@example.com")
+    assert (by_id[group.pk]["seats"], by_id[group.pk]["amount"]) == (3, "60.00")
+    seats = {seat.position: seat.pk for seat in group.attendees.all()}
+    assert by_id[group.pk]["attendees"] == [
+        {"id": seats[1], "position": 1, "name": "Alice", "email": "alice@example.com",
+         "status": "confirmed"},
+        {"id": seats[2], "position": 2, "name": "Bea", "email": "bea@example.com",
+         "status": "confirmed"},
+        {"id": seats[3], "position": 3, "name": "Cai", "email": "", "status": "confirmed"},
+    ]  # fmt: skip
+    assert by_id[single.pk]["seats"] == 1
+    assert [(a["name"], a["status"]) for a in by_id[single.pk]["attendees"]] == [("Dan", "pending")]
+    summary = body["summary"]
+    assert (summary["confirmed"], summary["pending"]) == (1, 1)
+    assert (summary["seats_confirmed"], summary["seats_pending"]) == (3, 1)
+    assert (summary["seats_cancelled"], summary["seats_expired"]) == (0, 0)
+    assert (summary["seats_left"], summary["revenue"]) == (6, "60.00")
+
+
+def test_a_seat_cancelled_on_its_own_shows_cancelled_and_frees_its_seat(callers, event):
+    group = services.book_event(
+        user=UserFactory(), event_id=event.pk, seats=3, attendees=[{"name": "Bea"}]
+    )
+    bea = group.attendees.get(name="Bea")
+    services.cancel_attendee(booking=group, attendee_id=bea.pk, by=group.user)
+
+    body = callers["owner"].get(f"/facilitator/registrations/{event.pk}").json()
+
+    (row,) = body["results"]
+    assert (row["status"], row["seats"], row["amount"]) == ("pending", 2, "40.00")
+    assert [(a["name"], a["status"]) for a in row["attendees"]] == [
+        (group.user.name, "pending"),
+        ("Bea", "cancelled"),
+        (f"Guest 3 of {group.user.name}", "pending"),
+    ]
+    summary = body["summary"]
+    assert (summary["pending"], summary["seats_pending"], summary["seats_left"]) == (1, 2, 8)
 
 
 def test_registrations_filter_by_status_and_paginate(callers, event):
@@ -147,7 +217,9 @@ def test_registrations_filter_by_status_and_paginate(callers, event):
     assert bad.status_code == 400 and "status" in bad.json()["fields"]
 
 
-def test_registrations_query_count_does_not_grow_with_the_page(callers, event):
+def test_registrations_query_count_does_not_grow_with_the_page(callers, owner):
+    event = EventFactory(facilitator=owner, capacity=50)
+
     def queries(size: int) -> int:
         with CaptureQueriesContext(connection) as captured:
             response = callers["owner"].get(
@@ -156,8 +228,8 @@ def test_registrations_query_count_does_not_grow_with_the_page(callers, event):
             assert response.status_code == 200
         return len(captured)
 
-    for _ in range(10):
-        services.book_event(user=UserFactory(), event_id=event.pk)
+    for seats in range(10):  # 30 seats: attendees come in one query per page
+        services.book_event(user=UserFactory(), event_id=event.pk, seats=seats % 5 + 1)
 
     assert queries(2) == queries(10)
 
@@ -173,6 +245,31 @@ def test_own_events_lists_only_mine_with_counts(callers, owner, event):
     assert mine["results"][0]["bookings_pending"] == 1
     assert mine["results"][0]["seats_left"] == 9
     assert everyone["count"] == 2
+
+
+def test_own_events_count_seats_beside_bookings(callers, owner):
+    event = EventFactory(facilitator=owner, capacity=20, price=Decimal("10.00"))
+    paid = services.book_event(user=UserFactory(), event_id=event.pk, seats=4)
+    services.mark_paid(booking_id=paid.pk)
+    services.book_event(user=UserFactory(), event_id=event.pk, seats=2)
+    services.book_event(user=UserFactory(), event_id=event.pk)
+    gone = services.book_event(user=UserFactory(), event_id=event.pk, seats=5)
+    services.cancel_booking(booking=gone, by=gone.user)
+    untouched = EventFactory(facilitator=owner)
+
+    results = callers["owner"].get("/facilitator/events").json()["results"]
+
+    counts = {
+        row["id"]: (
+            row["bookings_confirmed"],
+            row["bookings_pending"],
+            row["seats_confirmed"],
+            row["seats_pending"],
+            row["seats_left"],
+        )
+        for row in results
+    }
+    assert counts == {event.pk: (1, 2, 4, 3, 13), untouched.pk: (0, 0, 0, 0, 10)}
 
 
 # --- cancelling an event ----------------------------------------------------------------------
@@ -330,7 +427,7 @@ def test_event_cancelled_before_it_starts_even_after_cutoff(stripe_on, callers, 
 
 def test_own_events_representation_matches_drf(facilitator):
     event = EventFactory(facilitator=facilitator)
-    services.book_event(user=UserFactory(), event_id=event.pk)
+    services.book_event(user=UserFactory(), event_id=event.pk, seats=2)
     view = FacilitatorEventsView()
     view.request = type("Request", (), {"user": facilitator})()
 
