@@ -285,6 +285,7 @@ SPECTACULAR_SETTINGS = {
         "EventStatusEnum": "events.models.EventStatus",
         "BookingStatusEnum": "bookings.models.BookingStatus",
         "PaymentStatusEnum": "bookings.models.PaymentStatus",
+        "WaitlistStatusEnum": "bookings.models.WaitlistStatus",
     },
 }
 
@@ -365,6 +366,13 @@ BOOKING_HOLD_MINUTES = env.int("BOOKING_HOLD_MINUTES", default=30)
 MAX_SEATS_PER_BOOKING = env.int("MAX_SEATS_PER_BOOKING", default=10)
 if not 1 <= MAX_SEATS_PER_BOOKING <= 100:
     raise ImproperlyConfigured("MAX_SEATS_PER_BOOKING must be between 1 and 100.")
+# The waitlist: an offer of freed seats is held this long for the person (never past the
+# event's start); with WAITLIST_SKIP_LARGER, an entry asking for more seats than are free is
+# passed over (keeping its place) for smaller ones behind it, instead of waiting at the head.
+WAITLIST_OFFER_MINUTES = env.int("WAITLIST_OFFER_MINUTES", default=12 * 60)
+if WAITLIST_OFFER_MINUTES < 1:
+    raise ImproperlyConfigured("WAITLIST_OFFER_MINUTES must be at least 1.")
+WAITLIST_SKIP_LARGER = env.bool("WAITLIST_SKIP_LARGER", default=False)
 # Paid bookings: owners may cancel with a full refund until this many hours before the start
 # (a seat of a group booking: that seat's share).
 CANCELLATION_CUTOFF_HOURS = env.int("CANCELLATION_CUTOFF_HOURS", default=24)

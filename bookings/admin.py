@@ -1,4 +1,6 @@
 from django.contrib import admin
+from django.db.models import Case, Count, IntegerField, OuterRef, Q, QuerySet, Subquery, When
+from django.db.models.functions import Coalesce
 
 from ahoum.attempts import AttemptStatus
 from bookings.models import (
@@ -11,8 +13,77 @@ from bookings.models import (
     PaymentIssue,
     Refund,
     StripeEventReceipt,
+    WaitlistEmail,
+    WaitlistEntry,
+    WaitlistStatus,
 )
 from bookings.services import refunds
+
+
+def with_queue_positions(entries: QuerySet[WaitlistEntry]) -> QuerySet[WaitlistEntry]:
+    """Annotate `queue_position`, as `waitlist.position` counts it: 1 for the next person
+    offered seats, null once no longer waiting.
+
+    A subquery per row over the event's queue (its index), so a list page costs one query
+    whatever its filters, search or size.
+    """
+    earlier = (
+        WaitlistEntry.objects.filter(event=OuterRef("event"), status=WaitlistStatus.WAITING)
+        .filter(
+            Q(created_at__lt=OuterRef("created_at"))
+            | Q(created_at=OuterRef("created_at"), id__lt=OuterRef("id"))
+        )
+        .order_by()
+        .values("event")
+        .annotate(count=Count("pk"))
+        .values("count")
+    )
+    return entries.annotate(
+        queue_position=Case(
+            When(
+                status=WaitlistStatus.WAITING,
+                then=Coalesce(Subquery(earlier, output_field=IntegerField()), 0) + 1,
+            ),
+            default=None,
+            output_field=IntegerField(),
+        )
+    )
+
+
+class ReadOnlyWaitlist:
+    """What staff and facilitators see of waitlist entries: changed only by
+    `bookings.services.waitlist` (people join, leave and accept through the API)."""
+
+    def get_queryset(self, request):
+        return with_queue_positions(super().get_queryset(request))
+
+    @admin.display(description="Position", ordering="queue_position")
+    def position(self, entry: WaitlistEntry) -> int | None:
+        return entry.queue_position
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class WaitlistInline(ReadOnlyWaitlist, admin.TabularInline):
+    """The event's open entries (waiting and offered), in the order people joined."""
+
+    model = WaitlistEntry
+    fields = ["id", "user", "seats", "status", "position", "created_at", "offer_expires_at"]
+    readonly_fields = fields
+    extra = 0
+    show_change_link = True
+    verbose_name_plural = "waitlist (open entries)"
+
+    def get_queryset(self, request):
+        entries = super().get_queryset(request).open().select_related("user")
+        return entries.order_by("created_at", "id")
 
 
 class AttendeeInline(admin.TabularInline):
@@ -179,13 +250,25 @@ class BookingEmailAdmin(admin.ModelAdmin):
     list_select_related = ["booking"]
 
     def get_readonly_fields(self, request, obj=None):
-        return [field.name for field in BookingEmail._meta.fields]
+        return [field.name for field in self.model._meta.fields]
 
     def has_add_permission(self, request) -> bool:
         return False
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+
+@admin.register(WaitlistEmail)
+class WaitlistEmailAdmin(BookingEmailAdmin):
+    """What people on waitlists were told (joined, offered, expired), and whether it left."""
+
+    list_display = [
+        "created_at", "entry", "kind", "to_email", "status", "attempts", "succeeded_at"
+    ]  # fmt: skip
+    list_filter = ["status", "kind"]
+    search_fields = ["to_email", "entry__event__title"]
+    list_select_related = ["entry"]
 
 
 @admin.register(StripeEventReceipt, CheckoutSessionExpiry)
@@ -203,3 +286,20 @@ class StripeWorkAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+
+@admin.register(WaitlistEntry)
+class WaitlistEntryAdmin(ReadOnlyWaitlist, admin.ModelAdmin):
+    list_display = ["id", "user", "event", "seats", "status", "position", "created_at",
+                    "offer_expires_at"]  # fmt: skip
+    list_filter = ["status"]
+    search_fields = ["user__email", "event__title"]
+    list_select_related = ["user", "event"]
+    raw_id_fields = ["user", "event", "booking"]
+    date_hierarchy = "created_at"
+
+    def get_fields(self, request, obj=None):
+        return [field.name for field in WaitlistEntry._meta.fields] + ["position"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.get_fields(request, obj)

@@ -169,7 +169,7 @@ def build_message(email: BookingEmail) -> EmailMultiAlternatives:
         to=[email.to_email],
         headers={
             # The same on every attempt: a receiver can drop a copy of a resent message.
-            "Message-ID": f"<booking-email-{email.pk}@{_public_host()}>",
+            "Message-ID": f"<booking-email-{email.pk}@{public_host()}>",
             "Auto-Submitted": "auto-generated",  # RFC 3834: no vacation auto-replies
         },
     )
@@ -276,8 +276,8 @@ def invite(
 def invite_uid(booking: Booking, guest: Attendee | None = None) -> str:
     """The booking's UID (the booker's entry), or a guest's own."""
     if guest is not None:
-        return f"attendee-{guest.pk}@{_public_host()}"
-    return f"booking-{booking.pk}@{_public_host()}"
+        return f"attendee-{guest.pk}@{public_host()}"
+    return f"booking-{booking.pk}@{public_host()}"
 
 
 def booking_url(booking: Booking) -> str:
@@ -293,6 +293,27 @@ def when(event: Event) -> str:
     if zone is UTC:
         return f"{text} UTC"
     return f"{text} {start.tzname()} ({event.timezone})"
+
+
+def at_event_time(event: Event, moment: datetime) -> str:
+    """A moment in the event's own time zone, as `when` shows the event: "Monday 1 March 2027,
+    18:00 CET (Europe/Berlin)" (a waitlist offer's expiry)."""
+    zone = _shown_in(event)
+    local = moment.astimezone(zone)
+    text = dateformat.format(local, "l j F Y, H:i")
+    if zone is UTC:
+        return f"{text} UTC"
+    return f"{text} {local.tzname()} ({event.timezone})"
+
+
+def money(amount, currency: str) -> str:
+    """An amount as emails show it: "49.50 EUR"."""
+    return f"{amount} {currency}"
+
+
+def public_host() -> str:
+    """The host of PUBLIC_BASE_URL: Message-IDs and invite UIDs are made unique under it."""
+    return urlsplit(settings.PUBLIC_BASE_URL).hostname or "localhost"
 
 
 # --- internals ------------------------------------------------------------------------------
@@ -345,10 +366,10 @@ def _context(booking: Booking, audit: BookingAudit, email: BookingEmail) -> dict
         "booking": booking,
         "event": event,
         "when": when(event),
-        "amount": "free" if free else _money(amount, booking.currency),
+        "amount": "free" if free else money(amount, booking.currency),
         "seats": seats,
         # One seat's price (and share of a refund): `amount` is the price per seat times seats.
-        "seat_price": _money(booking.seat_price, booking.currency),
+        "seat_price": money(booking.seat_price, booking.currency),
         # The booker's list of who sits where (a guest's email is about their own seat).
         "seated": _seated(booking, cancelled_later, booking.user.email) if booker_summary else [],
         # The seat a `seat_cancelled` email is about, and whether they got an email of their own.
@@ -412,11 +433,3 @@ def _seated(booking: Booking, cancelled_later: list[int], booker_email: str) -> 
         for attendee in booking.attendees.all()
         if attendee.status == AttendeeStatus.ACTIVE or attendee.pk in cancelled_later
     ]
-
-
-def _money(amount, currency: str) -> str:
-    return f"{amount} {currency}"
-
-
-def _public_host() -> str:
-    return urlsplit(settings.PUBLIC_BASE_URL).hostname or "localhost"

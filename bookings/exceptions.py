@@ -37,6 +37,13 @@ class TooManySeats(DomainError):
     default_detail = "This event takes fewer seats per booking."
 
 
+class TooManyAttendees(DomainError):
+    status_code = status.HTTP_400_BAD_REQUEST
+    code = "invalid"
+    field = "attendees"
+    default_detail = "More attendees than seats."
+
+
 class AttendeeNotFound(DomainError):
     status_code = status.HTTP_404_NOT_FOUND
     code = "not_found"
@@ -84,3 +91,36 @@ class PaymentProviderError(DomainError):
     status_code = 502
     code = "payment_provider_error"
     default_detail = "The payment provider refused the request. No seat is held."
+
+
+class SeatsAvailable(DomainError):
+    """The seats asked for can be booked: no waitlist for them (the answer has `seats_left`)."""
+
+    code = "seats_available"
+    default_detail = "Seats are available: book them instead of joining the waitlist."
+
+
+class AlreadyWaiting(DomainError):
+    """On the list already; `entry` is that entry (the view puts it in the answer)."""
+
+    code = "already_waiting"
+    default_detail = "You are already on the waitlist of this event."
+
+    def __init__(self, detail: str | None = None, *, entry=None) -> None:
+        super().__init__(detail)
+        self.entry = entry
+
+
+class WaitlistClosed(DomainError):
+    code = "waitlist_closed"
+    default_detail = "The facilitator has closed this event's waitlist."
+
+
+class NotWaiting(DomainError):
+    code = "not_waiting"
+    default_detail = "This waitlist entry has ended."
+
+
+class OfferNotOpen(DomainError):
+    code = "offer_not_open"
+    default_detail = "There is no open offer of seats on this waitlist entry (it may have expired)."

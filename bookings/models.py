@@ -412,3 +412,132 @@ class BookingEmail(Attempted):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} to {self.recipient_kind} (booking #{self.booking_id})"
+
+
+class WaitlistStatus(models.TextChoices):
+    WAITING = "waiting", "Waiting"
+    OFFERED = "offered", "Offered seats"
+    ACCEPTED = "accepted", "Accepted (booked)"
+    EXPIRED = "expired", "Expired"
+    LEFT = "left", "Left (or declined)"
+
+
+WAITLIST_OPEN_STATUSES = [WaitlistStatus.WAITING, WaitlistStatus.OFFERED]
+
+
+class WaitlistEntryQuerySet(models.QuerySet):
+    def open(self) -> "WaitlistEntryQuerySet":
+        return self.filter(status__in=WAITLIST_OPEN_STATUSES)
+
+    def queue(self, event) -> "WaitlistEntryQuerySet":
+        """The event's waiting entries, next first (the order people joined)."""
+        return self.filter(event=event, status=WaitlistStatus.WAITING).order_by("created_at", "id")
+
+    def stale_offers(self, now=None) -> "WaitlistEntryQuerySet":
+        return self.filter(
+            status=WaitlistStatus.OFFERED, offer_expires_at__lte=now or timezone.now()
+        )
+
+
+class WaitlistEntry(models.Model):
+    """A person waiting for `seats` seats of a sold-out event; changed by
+    `bookings.services.waitlist` only.
+
+    Waiting entries' seats are counted on the event (`Event.seats_waiting`): freed seats go to
+    them before anyone else can book. An offer reserves its seats in the event's
+    `seats_claimed` until it is accepted (they become the booking's), declined, left or lapsed.
+    """
+
+    event = models.ForeignKey("events.Event", on_delete=models.PROTECT, related_name="waitlist")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="waitlist_entries"
+    )
+    seats = models.PositiveSmallIntegerField(default=1)
+    status = models.CharField(
+        max_length=20, choices=WaitlistStatus.choices, default=WaitlistStatus.WAITING
+    )
+    # Incremented by every change; CRM notifications carry it as their sequence.
+    version = models.PositiveIntegerField(default=1)
+    booking = models.ForeignKey(
+        Booking, on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        help_text="The booking an accepted offer became.",
+    )  # fmt: skip
+    created_at = models.DateTimeField(default=timezone.now)
+    offered_at = models.DateTimeField(null=True, blank=True)
+    offer_expires_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True, help_text="Accepted, expired or left.")
+    reason = models.CharField(max_length=255, blank=True, help_text="Why it ended.")
+
+    objects = WaitlistEntryQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        verbose_name_plural = "waitlist entries"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "event"],
+                condition=Q(status__in=WAITLIST_OPEN_STATUSES),
+                name="waitlist_one_open_per_user_event",
+            ),
+            models.CheckConstraint(condition=Q(seats__gte=1), name="waitlist_seats_positive"),
+        ]
+        indexes = [
+            # The queue of an event, in order, and its counts.
+            models.Index(fields=["event", "status", "created_at", "id"], name="waitlist_queue_idx"),
+            models.Index(
+                fields=["offer_expires_at"],
+                condition=Q(status=WaitlistStatus.OFFERED),
+                name="waitlist_offer_expiry_idx",
+            ),
+            models.Index(fields=["user", "-created_at"], name="waitlist_user_recent_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Waitlist #{self.pk} ({self.status}, {self.seats} seats)"
+
+    def offer_open(self, now=None) -> bool:
+        return self.status == WaitlistStatus.OFFERED and self.offer_expires_at > (
+            now or timezone.now()
+        )
+
+
+class WaitlistEmailKind(models.TextChoices):
+    JOINED = "joined", "Joined the waitlist (with their place)"
+    OFFERED = "offered", "Seats offered (how to accept, until when)"
+    EXPIRED = "expired", "Offer expired, or the event cancelled"
+
+
+class WaitlistEmail(Attempted):
+    """One email owed for one waitlist change, to the person waiting; sent at most once.
+
+    Written inside the change's transaction (`bookings.notifications.queue_waitlist_emails`),
+    so it exists exactly when that change committed. Every change raises the entry's version,
+    so the unique constraint makes it one email per change; a send attempt is claimed on the
+    row before any mail leaves.
+    """
+
+    entry = models.ForeignKey(WaitlistEntry, on_delete=models.CASCADE, related_name="emails")
+    entry_version = models.PositiveIntegerField(
+        help_text="The entry's version after the change this email tells about."
+    )
+    kind = models.CharField(max_length=20, choices=WaitlistEmailKind.choices)
+    to_email = models.EmailField(max_length=254)
+    position = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Joined: their place in the queue when they joined."
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["entry", "entry_version"], name="waitlist_email_once_per_change"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["status", "next_attempt_at"], name="waitlist_email_due_idx")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} (waitlist entry #{self.entry_id})"

@@ -25,15 +25,21 @@ STRIPE_CURRENCIES = frozenset({
 })  # fmt: skip
 
 
-def _exponent(currency: str) -> int:
+# The most one Stripe charge may be, in minor units ($999,999.99; the same 8 digits for the
+# other currencies in Stripe's docs: https://docs.stripe.com/currencies#minimum-and-maximum-charge-amounts).
+STRIPE_MAX_AMOUNT_MINOR = 99_999_999
+
+
+def minor_unit_exponent(currency: str) -> int:
+    """How many decimals the currency's amounts have in Stripe (2, or 0 for yen, 3 for dinars)."""
     return 0 if currency.upper() in ZERO_DECIMAL else 3 if currency.upper() in THREE_DECIMAL else 2
 
 
 def minor_units(amount: Decimal, currency: str) -> int:
     """Stripe amounts are integers in the currency's smallest unit (cents, or yen)."""
-    return int((amount * (10 ** _exponent(currency))).to_integral_value())
+    return int((amount * (10 ** minor_unit_exponent(currency))).to_integral_value())
 
 
 def from_minor_units(amount: int, currency: str) -> Decimal:
     """A Stripe amount (minor units) as a Decimal of the currency's units."""
-    return Decimal(amount).scaleb(-_exponent(currency))
+    return Decimal(amount).scaleb(-minor_unit_exponent(currency))

@@ -1,14 +1,17 @@
-"""Booking emails: queued with the change that owes them, sent by a task, never twice.
+"""Booking and waitlist emails: queued with the change that owes them, sent by a task, never
+twice.
 
 Queueing. Every booking change's audit row (`bookings.services.booking.audit`) calls
 `queue_emails` inside the change's transaction: one `BookingEmail` row per email the change
 owes, and one task per email for its first attempt, all committed or rolled back with it.
-No mail is sent inside a request or a lock.
+Every waitlist change (`bookings.services.waitlist`) calls `queue_waitlist_emails` the same
+way: a `WaitlistEmail` row for the person waiting when the change owes one (joined, offered,
+expired; `bookings.waitlist_emails`). No mail is sent inside a request or a lock.
 
-Sending (`send_email`, the task) goes through the shared attempt mechanism
-(`ahoum.attempts`): claim the next attempt in a short transaction (`running`, with a lease and
-the task that takes over when it ends), send through Django's email API with no transaction
-open, then record `succeeded`, or a retry at a backed-off time, or `gave_up` after
+Sending (`send_email` and `send_waitlist_email`, the tasks) goes through the shared attempt
+mechanism (`ahoum.attempts`): claim the next attempt in a short transaction (`running`, with a
+lease and the task that takes over when it ends), send through Django's email API with no
+transaction open, then record `succeeded`, or a retry at a backed-off time, or `gave_up` after
 EMAIL_MAX_ATTEMPTS. Two tasks for one email never make the same attempt, and once an email
 succeeded no task sends it again.
 
@@ -25,16 +28,27 @@ drop repeated Message-IDs can collapse it.
 """
 
 import logging
+from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.mail import EmailMessage
 from django.utils import timezone
 
 from ahoum import attempts
 from ahoum.db import service_transaction
-from bookings import emails, tasks
-from bookings.models import Booking, BookingAudit, BookingEmail, EmailRecipient
+from bookings import emails, tasks, waitlist_emails
+from bookings.models import (
+    Booking,
+    BookingAudit,
+    BookingEmail,
+    EmailRecipient,
+    WaitlistEmail,
+    WaitlistEmailKind,
+    WaitlistEntry,
+)
 
 User = get_user_model()
 
@@ -126,30 +140,81 @@ def send_email(*, email_id: int, after_attempts: int) -> str:
 
     Never raises for the mail server's failures: they are recorded on the row and retried.
     """
-    email = attempts.claim(BookingEmail, email_id, after_attempts=after_attempts, policy=POLICY)
+    return _send(BookingEmail, email_id, after_attempts, POLICY, emails.build_message)
+
+
+def queue_waitlist_emails(*, entry: WaitlistEntry, change: str) -> list[WaitlistEmail]:
+    """Write the email one waitlist change owes the person waiting, if any, with its task.
+
+    Call inside that change's transaction (`waitlist._announce` does): the row and its task
+    commit with the change or not at all. One row per (entry, version), which every change
+    raises. A joined email keeps the place the person took, counted here, in the transaction
+    that put them in line.
+    """
+    kind = waitlist_emails.kind_for_change(change)
+    if kind is None:
+        return []
+    position = None
+    if kind == WaitlistEmailKind.JOINED:
+        # Here, not at the top: the waitlist service imports this module.
+        from bookings.services import waitlist
+
+        position = waitlist.position(entry)
+    to_email = User.objects.filter(pk=entry.user_id).values_list("email", flat=True).first()
+    now = timezone.now()
+    email = WaitlistEmail.objects.create(
+        entry=entry,
+        entry_version=entry.version,
+        kind=kind,
+        to_email=to_email or "",
+        position=position,
+        next_attempt_at=now,
+        created_at=now,
+    )
+    attempts.schedule(email, WAITLIST_POLICY)
+    return [email]
+
+
+def send_waitlist_email(*, email_id: int, after_attempts: int) -> str:
+    """`send_email` for a waitlist email: attempted the same way, at most once."""
+    return _send(
+        WaitlistEmail, email_id, after_attempts, WAITLIST_POLICY, waitlist_emails.build_message
+    )
+
+
+def _send(
+    model: type[BookingEmail | WaitlistEmail],
+    email_id: int,
+    after_attempts: int,
+    policy: attempts.Policy,
+    build: Callable[[Any], EmailMessage],
+) -> str:
+    email = attempts.claim(model, email_id, after_attempts=after_attempts, policy=policy)
     if email is None:
-        status = BookingEmail.objects.filter(pk=email_id).values_list("status", flat=True)
+        status = model.objects.filter(pk=email_id).values_list("status", flat=True)
         return status.first() or "missing"
     try:
-        emails.build_message(email).send()
+        build(email).send()
     except Exception as error:  # any backend's failure (SMTP, an HTTP API) means "not sent"
         logger.warning(
-            "email %s (%s, booking %s) attempt %s failed: %r",
+            "%s %s (%s) attempt %s failed: %r",
+            model.__name__,
             email.pk,
             email.kind,
-            email.booking_id,
             email.attempts,
             error,
         )
         return attempts.record_failure(
-            BookingEmail,
+            model,
             email.pk,
             attempt=email.attempts,
             error=f"{type(error).__name__}: {error}",
-            policy=POLICY,
+            policy=policy,
         ).status
-    logger.info("email %s (%s) sent on attempt %s", email.pk, email.kind, email.attempts)
-    return attempts.record_success(BookingEmail, email.pk).status
+    logger.info(
+        "%s %s (%s) sent on attempt %s", model.__name__, email.pk, email.kind, email.attempts
+    )
+    return attempts.record_success(model, email.pk).status
 
 
 def _lease() -> timedelta:
@@ -167,4 +232,12 @@ POLICY = attempts.Policy(
     ),
     # An attempt whose outcome is unknown may have been delivered: never resent (at most once).
     repeat_lost_attempts=False,
+)
+
+
+WAITLIST_POLICY = attempts.Policy(
+    task=tasks.send_waitlist_email,
+    lease=_lease,
+    next_attempt=POLICY.next_attempt,
+    repeat_lost_attempts=False,  # as booking emails: never resent once the outcome is unknown
 )

@@ -8,8 +8,8 @@ from ahoum.serializers import (
     iso_datetime,
     money,
 )
-from bookings.models import Attendee, Booking
-from bookings.services import refunds
+from bookings.models import Attendee, Booking, WaitlistEntry
+from bookings.services import refunds, waitlist
 from events.models import MAX_SEATS_PER_BOOKING_LIMIT, Event
 
 
@@ -191,3 +191,49 @@ class BookingSerializer(serializers.ModelSerializer):
 
 
 BOOKED_EVENT = BookedEventSerializer()
+
+
+class WaitlistJoinSerializer(serializers.Serializer):
+    seats = StrictIntegerField(
+        min_value=1,
+        max_value=MAX_SEATS_PER_BOOKING_LIMIT,
+        default=1,
+        help_text="Seats wanted, up to the event's `max_seats_per_booking`.",
+    )
+
+
+class WaitlistAcceptSerializer(serializers.Serializer):
+    attendees = AttendeeInputSerializer(
+        many=True,
+        required=False,
+        max_length=MAX_SEATS_PER_BOOKING_LIMIT,
+        help_text="Who sits in the offered seats, as for `POST /bookings/`.",
+    )
+
+
+class WaitlistEntrySerializer(serializers.ModelSerializer):
+    event_id = serializers.IntegerField(read_only=True)
+    booking_id = serializers.IntegerField(
+        read_only=True, allow_null=True, help_text="The booking an accepted offer became."
+    )
+    position = serializers.SerializerMethodField(
+        help_text="1 = the next person offered seats; null once no longer waiting."
+    )
+    offer_expires_at = serializers.SerializerMethodField(
+        help_text="Until when an offer holds its seats (null before any offer)."
+    )
+    event = BookedEventSerializer(read_only=True)
+
+    @extend_schema_field(serializers.IntegerField(allow_null=True))
+    def get_position(self, entry: WaitlistEntry) -> int | None:
+        return waitlist.position(entry)
+
+    @extend_schema_field(serializers.DateTimeField(allow_null=True))
+    def get_offer_expires_at(self, entry: WaitlistEntry) -> str | None:
+        return iso_datetime(entry.offer_expires_at)
+
+    class Meta:
+        model = WaitlistEntry
+        fields = ["id", "event_id", "seats", "status", "position", "created_at", "offered_at",
+                  "offer_expires_at", "ended_at", "booking_id", "event"]  # fmt: skip
+        read_only_fields = fields

@@ -71,18 +71,23 @@ def settle_cancelled_event(event_id: int, by_id: int | None = None) -> int:
     """Cancel the next batch of a cancelled event's bookings (refunds owed); how many.
 
     Before each batch, a task is enqueued for when its lease ends: a worker that dies in the
-    batch rolls it back, and that task starts it again. Batches continue while any is left.
+    batch rolls it back, and that task starts it again. Batches continue while any is left;
+    then the people still on its waitlist are told it ended, in batches too.
     """
     from bookings import services
     from bookings.models import Booking
+    from bookings.services import waitlist
 
     if not Booking.objects.filter(event_id=event_id).active().exists():
+        # The bookings are done: the people on its waitlist are told, a batch at a time.
+        if waitlist.end_for_cancelled_event(event_id=event_id, limit=SETTLE_BATCH) >= SETTLE_BATCH:
+            settle_cancelled_event.enqueue(event_id, by_id)
         return 0
     takeover_at = timezone.now() + timedelta(seconds=SETTLE_LEASE_SECONDS)
     settle_cancelled_event.using(run_after=takeover_at).enqueue(event_id, by_id)
     cancelled = services.settle_cancelled_event(event_id=event_id, by_id=by_id, limit=SETTLE_BATCH)
-    if cancelled >= SETTLE_BATCH:
-        settle_cancelled_event.enqueue(event_id, by_id)  # more may be left
+    if cancelled >= SETTLE_BATCH or waitlist.has_open_entries(event_id):
+        settle_cancelled_event.enqueue(event_id, by_id)  # more may be left, or the waitlist
     return cancelled
 
 
@@ -120,3 +125,19 @@ def send_booking_email(email_id: int, after_attempts: int) -> str:
     from bookings import notifications
 
     return notifications.send_email(email_id=email_id, after_attempts=after_attempts)
+
+
+@task()
+def offer_freed_seats(event_id: int) -> int:
+    """Offer an event's freed seats to the people on its waitlist, in order; how many offers."""
+    from bookings.services import waitlist
+
+    return waitlist.offer_freed_seats(event_id=event_id)
+
+
+@task()
+def send_waitlist_email(email_id: int, after_attempts: int) -> str:
+    """Make a waitlist email's next send attempt unless another task made it; its status."""
+    from bookings import notifications
+
+    return notifications.send_waitlist_email(email_id=email_id, after_attempts=after_attempts)

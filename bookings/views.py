@@ -12,10 +12,17 @@ from rest_framework.views import APIView
 
 from ahoum.errors import ErrorSerializer
 from bookings import emails, selectors
+from bookings.exceptions import AlreadyWaiting
 from bookings.filters import BookingFilter
-from bookings.models import Booking
-from bookings.serializers import BookingCreateSerializer, BookingSerializer
-from bookings.services import payments
+from bookings.models import Booking, WaitlistEntry
+from bookings.serializers import (
+    BookingCreateSerializer,
+    BookingSerializer,
+    WaitlistAcceptSerializer,
+    WaitlistEntrySerializer,
+    WaitlistJoinSerializer,
+)
+from bookings.services import payments, waitlist
 from bookings.services.booking import cancel_attendee, cancel_booking
 
 
@@ -165,3 +172,84 @@ class CheckoutReturnView(APIView):
         else:
             detail = "Payment cancelled. Your seat stays held until hold_expires_at."
         return Response({"detail": detail})
+
+
+class WaitlistJoinView(APIView):
+    """`POST /events/{id}/waitlist`: join the waitlist of a sold-out event."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        request=WaitlistJoinSerializer,
+        responses={201: WaitlistEntrySerializer, 404: ErrorSerializer, 409: ErrorSerializer},
+        description="Wait for `seats` seats (default 1) of a sold-out event. Freed seats are "
+        "offered in the order people joined; an offer holds them for WAITLIST_OFFER_MINUTES "
+        "(`POST /waitlist/{id}/accept`). 409 `seats_available` (with `seats_left`) when they "
+        "can be booked now, `already_booked`, `already_waiting` (with `entry`), "
+        "`event_not_bookable`, `waitlist_closed`; 400 naming `seats`.",
+    )
+    def post(self, request: Request, event_id: int) -> Response:
+        serializer = WaitlistJoinSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            entry = waitlist.join(
+                user=request.user, event_id=int(event_id), **serializer.validated_data
+            )
+        except AlreadyWaiting as error:
+            if error.entry is not None:
+                error.extra = {"entry": WaitlistEntrySerializer(error.entry).data}
+            raise
+        return Response(WaitlistEntrySerializer(entry).data, status=status.HTTP_201_CREATED)
+
+
+class WaitlistViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """The caller's waitlist entries. Someone else's entry is a 404."""
+
+    queryset = WaitlistEntry.objects.none()
+    serializer_class = WaitlistEntrySerializer
+    permission_classes = [IsAuthenticated]
+    lookup_value_regex = r"[0-9]+"
+
+    def get_queryset(self):
+        return selectors.waitlist_of(self.request.user)
+
+    @extend_schema(
+        responses={200: WaitlistEntrySerializer, 409: ErrorSerializer},
+        description="Leave the waitlist; an outstanding offer goes to the next person. 409 "
+        "`not_waiting` once the entry has ended.",
+    )
+    def destroy(self, request: Request, pk=None) -> Response:
+        entry = waitlist.leave(entry=self.get_object(), by=request.user)
+        return Response(WaitlistEntrySerializer(self.get_queryset().get(pk=entry.pk)).data)
+
+    @extend_schema(
+        request=WaitlistAcceptSerializer,
+        responses={201: BookingSerializer, 409: ErrorSerializer, 502: ErrorSerializer,
+                   503: ErrorSerializer},
+        description="Turn an open offer into a booking of its seats, as `POST /bookings/` "
+        "books: free events confirmed, paid ones held until the offer's expiry with a "
+        "Checkout Session. 409 `offer_not_open` when there is no open offer.",
+    )  # fmt: skip
+    @action(detail=True, methods=["post"])
+    def accept(self, request: Request, pk=None) -> Response:
+        serializer = WaitlistAcceptSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        entry = self.get_object()
+        attendees = serializer.validated_data.get("attendees", [])
+        if len(attendees) > entry.seats:
+            raise serializers.ValidationError(
+                {"attendees": [f"At most {entry.seats} attendees for {entry.seats} seats."]}
+            )
+        booking = waitlist.accept(entry=entry, by=request.user, attendees=attendees)
+        return Response(BookingSerializer(booking).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        request=None,
+        responses={200: WaitlistEntrySerializer, 409: ErrorSerializer},
+        description="Decline an open offer: its seats go to the next person and the entry "
+        "ends (`left`). 409 `not_waiting` without an open offer.",
+    )
+    @action(detail=True, methods=["post"])
+    def decline(self, request: Request, pk=None) -> Response:
+        entry = waitlist.leave(entry=self.get_object(), by=request.user, declined=True)
+        return Response(WaitlistEntrySerializer(self.get_queryset().get(pk=entry.pk)).data)

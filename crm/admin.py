@@ -1,4 +1,5 @@
-"""Staff review: what the CRM received (with notes and a reviewed flag), and what was sent."""
+"""Staff review: what the CRM received (bookings and waitlist entries, with notes and a
+reviewed flag), and what was sent."""
 
 import json
 
@@ -9,7 +10,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from crm import notifier
-from crm.models import CRMBooking, CRMNotification, Delivery
+from crm.models import CRMBooking, CRMNotification, CRMWaitlistEntry, Delivery
 
 
 def pretty_json(value) -> str:
@@ -141,6 +142,97 @@ class CRMBookingAdmin(admin.ModelAdmin):
         )
 
 
+class CRMWaitlistNotificationInline(CRMNotificationInline):
+    """A waitlist entry's notifications: no payment fields (a waitlist change has none)."""
+
+    fields = [
+        "received_at",
+        "type",
+        "sequence",
+        "status",
+        "applied",
+        "signed",
+        "webhook_id",
+        "received_payload",
+    ]
+    readonly_fields = fields
+
+
+@admin.register(CRMWaitlistEntry)
+class CRMWaitlistEntryAdmin(admin.ModelAdmin):
+    """Waitlist entries as the CRM was told (`waitlist.*`); staff mark them reviewed."""
+
+    list_display = [
+        "waitlist_entry_id",
+        "user_name",
+        "user_email",
+        "event_id",
+        "event_title",
+        "type",
+        "status",
+        "seats",
+        "offer_expires_at",
+        "booking_id",
+        "sequence",
+        "updated_at",
+        "reviewed",
+    ]
+    list_display_links = ["waitlist_entry_id", "user_name"]
+    list_editable = ["reviewed"]
+    list_filter = ["reviewed", "type", "status"]
+    search_fields = [
+        "=waitlist_entry_id", "=booking_id", "=event_id", "user_name", "user_email",
+        "event_title", "notes",
+    ]  # fmt: skip
+    date_hierarchy = "updated_at"
+    fieldsets = [
+        ("Review", {"fields": ["reviewed", "notes"]}),
+        (
+            "Waitlist entry, as last notified",
+            {
+                "fields": [
+                    "waitlist_entry_id",
+                    "user_id",
+                    "user_name",
+                    "user_email",
+                    "event_id",
+                    "event_title",
+                    "starts_at",
+                    "type",
+                    "status",
+                    "seats",
+                    "offer_expires_at",
+                    "booking_id",
+                    "reason",
+                    "sequence",
+                    "created_at",
+                    "updated_at",
+                ]
+            },
+        ),
+        ("Raw payload", {"fields": ["latest_payload"]}),
+    ]
+    inlines = [CRMWaitlistNotificationInline]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return super().get_queryset(request).defer("payload")  # shown on its own page only
+
+    def get_readonly_fields(self, request, obj=None):
+        editable = {"reviewed", "notes"}
+        stored = [f.name for f in CRMWaitlistEntry._meta.fields if f.name not in editable]
+        return [*stored, "latest_payload"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="payload")
+    def latest_payload(self, entry: CRMWaitlistEntry) -> str:
+        return pretty_json(entry.payload)
+
+
 @admin.register(Delivery)
 class DeliveryAdmin(admin.ModelAdmin):
     """Messages sent to the CRM (and forwards). Failed or given-up ones can be redelivered."""
@@ -150,6 +242,7 @@ class DeliveryAdmin(admin.ModelAdmin):
         "kind",
         "event_type",
         "booking_link",
+        "waitlist_entry_id",
         "sequence",
         "status",
         "attempts",
@@ -159,7 +252,7 @@ class DeliveryAdmin(admin.ModelAdmin):
         "created_at",
     ]
     list_filter = ["status", "kind", "event_type"]
-    search_fields = ["=booking_id", "webhook_id", "target_url"]
+    search_fields = ["=booking_id", "=waitlist_entry_id", "webhook_id", "target_url"]
     date_hierarchy = "created_at"
     actions = ["redeliver"]
     fields = [
@@ -169,6 +262,7 @@ class DeliveryAdmin(admin.ModelAdmin):
         "target_url",
         "event_type",
         "booking_link",
+        "waitlist_entry_id",
         "sequence",
         "notification",
         "attempts",

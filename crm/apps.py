@@ -13,7 +13,7 @@ class CrmConfig(AppConfig):
     verbose_name = "CRM"
 
     def ready(self) -> None:
-        from bookings.signals import booking_changed
+        from bookings.signals import booking_changed, waitlist_changed
         from crm import notifier
         from crm.checks import check_inbound_secret_is_not_sent_out
 
@@ -21,6 +21,9 @@ class CrmConfig(AppConfig):
 
         booking_changed.connect(
             notifier.on_booking_changed, dispatch_uid="crm.queue_booking_notification"
+        )
+        waitlist_changed.connect(
+            notifier.on_waitlist_changed, dispatch_uid="crm.queue_waitlist_notification"
         )
         if not settings.CRM_WEBHOOK_URL:
             # Once per process, not once per booking.

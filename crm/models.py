@@ -1,11 +1,13 @@
 """The CRM side of Ahoum: deliveries going out, and what the receiver stored coming in.
 
-Booking and event ids here are plain integers, not foreign keys: a notification describes a
-booking as the sender saw it (the receiver plays a separate CRM, as in the original), and a
-delivery must outlive whatever happens to the rows it describes.
+Booking, waitlist entry and event ids here are plain integers, not foreign keys: a
+notification describes a booking (or a waitlist entry) as the sender saw it (the receiver
+plays a separate CRM, as in the original), and a delivery must outlive whatever happens to
+the rows it describes.
 """
 
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
 
 from ahoum.attempts import Attempted
@@ -14,7 +16,7 @@ MAX_ID = 2**63 - 1  # the largest value a PositiveBigIntegerField holds on every
 
 
 class DeliveryKind(models.TextChoices):
-    NOTIFICATION = "notification", "Booking notification to the CRM"
+    NOTIFICATION = "notification", "Booking or waitlist notification to the CRM"
     FORWARD = "forward", "Received notification forwarded"
 
 
@@ -38,8 +40,14 @@ class Delivery(Attempted):
     target_url = models.URLField(max_length=2000)
     event_type = models.CharField(max_length=40, blank=True, help_text="e.g. booking.paid")
     booking_id = models.PositiveBigIntegerField(null=True, blank=True, db_index=True)
+    waitlist_entry_id = models.PositiveBigIntegerField(
+        null=True, blank=True, db_index=True, help_text="For waitlist notifications: the entry."
+    )
     sequence = models.PositiveIntegerField(
-        null=True, blank=True, help_text="The booking's version this message describes."
+        null=True,
+        blank=True,
+        help_text="The booking's (or, for a waitlist change, the entry's) version this message "
+        "describes.",
     )
     notification = models.OneToOneField(
         "CRMNotification",
@@ -104,11 +112,59 @@ class CRMBooking(models.Model):
         return f"CRM booking {self.booking_id} ({self.user_email})"
 
 
+class CRMWaitlistEntry(models.Model):
+    """The CRM's record of one waitlist entry, as last notified (`waitlist.*`), for review."""
+
+    waitlist_entry_id = models.PositiveBigIntegerField(unique=True)
+    user_id = models.PositiveBigIntegerField(null=True, blank=True)
+    user_name = models.CharField(max_length=200)
+    user_email = models.EmailField(max_length=254)
+    event_id = models.PositiveBigIntegerField()
+    event_title = models.CharField(max_length=200, blank=True)
+    starts_at = models.DateTimeField(null=True, blank=True)
+
+    # The latest notification applied (a stale one never overwrites these).
+    type = models.CharField(max_length=40, blank=True, help_text="e.g. waitlist.offered")
+    status = models.CharField(max_length=20, blank=True)
+    seats = models.PositiveSmallIntegerField(null=True, blank=True)
+    offer_expires_at = models.DateTimeField(null=True, blank=True)
+    booking_id = models.PositiveBigIntegerField(
+        null=True, blank=True, help_text="The booking an accepted offer became."
+    )
+    reason = models.CharField(max_length=255, blank=True)
+    sequence = models.PositiveIntegerField(null=True, blank=True)
+    payload = models.JSONField(help_text="The latest applied notification as received.")
+
+    # Staff review.
+    reviewed = models.BooleanField(default=False)
+    notes = models.TextField(blank=True)
+
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-updated_at", "-id"]
+        verbose_name = "CRM waitlist entry"
+        verbose_name_plural = "CRM waitlist entries"
+        indexes = [models.Index(fields=["user_email"], name="crm_waitlist_email_idx")]
+
+    def __str__(self) -> str:
+        return f"CRM waitlist entry {self.waitlist_entry_id} ({self.user_email})"
+
+
 class CRMNotification(models.Model):
-    """One notification received for a CRM booking: its history, duplicates excluded."""
+    """One notification received for a CRM booking or waitlist entry (exactly one of them):
+    its history, duplicates excluded."""
 
     crm_booking = models.ForeignKey(
-        CRMBooking, on_delete=models.CASCADE, related_name="notifications"
+        CRMBooking, on_delete=models.CASCADE, null=True, blank=True, related_name="notifications"
+    )
+    crm_waitlist_entry = models.ForeignKey(
+        CRMWaitlistEntry,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="notifications",
     )
     webhook_id = models.CharField(max_length=255, blank=True)
     # `id:<webhook-id>`, or `sha256:<hash of the payload>` for a notification without one.
@@ -127,6 +183,15 @@ class CRMNotification(models.Model):
 
     class Meta:
         ordering = ["-received_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(crm_booking__isnull=False, crm_waitlist_entry__isnull=True)
+                | Q(crm_booking__isnull=True, crm_waitlist_entry__isnull=False),
+                name="crm_notification_of_one_record",
+            )
+        ]
 
     def __str__(self) -> str:
+        if self.crm_waitlist_entry_id is not None:
+            return f"{self.type} for CRM waitlist entry {self.crm_waitlist_entry_id}"
         return f"{self.type or 'notification'} for booking {self.crm_booking_id}"

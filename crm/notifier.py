@@ -1,15 +1,17 @@
-"""Deliveries out: booking notifications to the CRM, and forwards of what the receiver stored.
+"""Deliveries out: booking and waitlist notifications to the CRM, and forwards of what the
+receiver stored.
 
-`on_booking_changed` (connected to `bookings.signals.booking_changed` in apps.py) runs inside
-a booking change's transaction: it writes a `Delivery` row and enqueues its first attempt,
-both committed with the change. The receiver queues a forward the same way, inside the
-transaction that stores the notification (`queue_forward`). Attempts go through the shared
-mechanism (`ahoum.attempts`): `attempt_delivery` claims one in a short transaction with a
-lease, makes the HTTP call with no transaction or lock open, then records the outcome in
-another: delivered (`succeeded`), a retry at a backed-off time (a task), or `gave_up`
-(refused, or failing past CRM_RETRY_HOURS). A worker that dies mid-call is taken over when the
-lease ends; the repeat carries the same `webhook-id`, which the receiver deduplicates. Each
-attempt carries the bearer token and a Standard Webhooks signature (`crm.signing`).
+`on_booking_changed` and `on_waitlist_changed` (connected to `bookings.signals` in apps.py)
+run inside a booking's or waitlist entry's change's transaction: each writes a `Delivery` row
+and enqueues its first attempt, both committed with the change. The receiver queues a
+forward the same way, inside the transaction that stores the notification (`queue_forward`).
+Attempts go through the shared mechanism (`ahoum.attempts`): `attempt_delivery` claims one in
+a short transaction with a lease, makes the HTTP call with no transaction or lock open, then
+records the outcome in another: delivered (`succeeded`), a retry at a backed-off time (a
+task), or `gave_up` (refused, or failing past CRM_RETRY_HOURS). A worker that dies mid-call
+is taken over when the lease ends; the repeat carries the same `webhook-id`, which the
+receiver deduplicates. Each attempt carries the bearer token and a Standard Webhooks
+signature (`crm.signing`).
 """
 
 import logging
@@ -22,7 +24,7 @@ from django.utils import timezone
 
 from ahoum import attempts
 from ahoum.retry import backoff_seconds
-from bookings.models import Attendee, Booking, BookingAudit
+from bookings.models import Attendee, Booking, BookingAudit, WaitlistEntry
 from crm import client, signing, tasks
 from crm.models import CRMNotification, Delivery, DeliveryKind
 
@@ -56,17 +58,48 @@ def queue_booking_notification(*, booking: Booking, audit: BookingAudit) -> Deli
     )
 
 
+def on_waitlist_changed(
+    sender, entry: WaitlistEntry, change: str, occurred_at: datetime, **kwargs
+) -> None:
+    """`waitlist_changed`'s receiver, sent inside the change's transaction: rows only."""
+    queue_waitlist_notification(entry=entry, change=change, occurred_at=occurred_at)
+
+
+def queue_waitlist_notification(
+    *, entry: WaitlistEntry, change: str, occurred_at: datetime
+) -> Delivery | None:
+    """Queue the CRM notification of one waitlist change. Call inside that change's transaction.
+
+    As a booking's: the payload is built now and stored; the entry's version is its sequence.
+    None when disabled.
+    """
+    if not settings.CRM_WEBHOOK_URL:
+        return None
+    return _queue_delivery(
+        kind=DeliveryKind.NOTIFICATION,
+        target_url=settings.CRM_WEBHOOK_URL,
+        payload=waitlist_payload(entry=entry, change=change, occurred_at=occurred_at),
+        event_type=change,
+        waitlist_entry_id=entry.pk,
+        sequence=entry.version,
+    )
+
+
 def queue_forward(*, notification: CRMNotification, payload: dict[str, Any]) -> Delivery:
     """Queue the forward of a stored notification, as received, to CRM_FORWARD_URL. Call inside
     the transaction that stores it."""
+    if notification.crm_waitlist_entry is not None:
+        subject = {"waitlist_entry_id": notification.crm_waitlist_entry.waitlist_entry_id}
+    else:
+        subject = {"booking_id": notification.crm_booking.booking_id}
     return _queue_delivery(
         kind=DeliveryKind.FORWARD,
         target_url=settings.CRM_FORWARD_URL,
         payload=payload,
         event_type=notification.type,
-        booking_id=notification.crm_booking.booking_id,
         sequence=notification.sequence,
         notification=notification,
+        **subject,
     )
 
 
@@ -117,6 +150,30 @@ def booking_payload(*, booking: Booking, audit: BookingAudit) -> dict[str, Any]:
             "email": cancelled.email,
         }
     return payload
+
+
+def waitlist_payload(*, entry: WaitlistEntry, change: str, occurred_at: datetime) -> dict[str, Any]:
+    """The notification of a waitlist change (`type` "waitlist.*"), as the entry is committed."""
+    event, user = entry.event, entry.user
+    return {
+        "type": change,
+        "waitlist_entry_id": entry.pk,
+        "user": {"name": user.name, "email": user.email},
+        "user_id": entry.user_id,
+        "event": entry.event_id,
+        "event_title": event.title,
+        "starts_at": _iso(event.starts_at),
+        "facilitator_id": event.facilitator_id,
+        "seats": entry.seats,
+        "status": entry.status,
+        "offer_expires_at": _iso(entry.offer_expires_at) if entry.offer_expires_at else None,
+        # The booking an accepted offer became; null before.
+        "booking_id": entry.booking_id,
+        "occurred_at": _iso(occurred_at),
+        "sequence": entry.version,
+        # Why it ended: "offer not taken in time", "event cancelled", "declined", "left".
+        "reason": entry.reason,
+    }
 
 
 def attempt_delivery(*, delivery_id: int, after_attempts: int) -> str:

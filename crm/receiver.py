@@ -17,6 +17,11 @@ bearer request's headers (and, while CRM_INBOUND_SECRET is unset, in every notif
 sends), so whoever sees one request can reuse it. The payment signing key is never a bearer
 token, never sent, and settings refuse it equal to one; a Standard Webhooks signature with it
 covers the body and expires in 5 minutes. Unset, nothing marks a booking paid.
+
+A notification whose `type` starts with `waitlist.` (Ahoum's waitlist changes) is about a
+waitlist entry, not a booking: `receive_waitlist_notification` stores it the same way, once
+per webhook-id, as its entry's `CRMWaitlistEntry` state and history, and never marks anything
+paid.
 """
 
 import hashlib
@@ -37,7 +42,7 @@ from bookings import services as booking_services
 from bookings.models import Booking, PaymentStatus
 from crm import notifier, signing
 from crm.exceptions import BookingMismatch, PayloadTooLarge, SignatureInvalid
-from crm.models import CRMBooking, CRMNotification
+from crm.models import CRMBooking, CRMNotification, CRMWaitlistEntry
 from crm.permissions import inbound_secret, payment_signing_secret
 
 logger = logging.getLogger(__name__)
@@ -206,48 +211,26 @@ def receive_notification(
     # fails, the sender's retry arrives here again and marking paid twice changes nothing.
     marked_paid = says_paid and signed_for_payment and _mark_paid(data, webhook_id)
 
-    now = timezone.now()
     forwarding = bool(settings.CRM_FORWARD_URL)
-    try:
-        with service_transaction():
-            state = _booking_state(data, payload, signed=signed)
-            crm_booking, created = CRMBooking.objects.get_or_create(
-                booking_id=booking_id,
-                defaults={**state, "created_at": now, "updated_at": now},
-            )
-            if not created:
-                # The booking's row lock orders its notifications: the sequence check and the
-                # duplicate check below see every notification committed before this one.
-                crm_booking = CRMBooking.objects.select_for_update().get(pk=crm_booking.pk)
-                if CRMNotification.objects.filter(dedupe_key__in=repeat_keys).exists():
-                    return Receipt(booking_id=booking_id, duplicate=True)
-            applied = created or _is_current(data.get("sequence"), crm_booking.sequence)
-            notification = CRMNotification.objects.create(
-                crm_booking=crm_booking,
-                webhook_id=webhook_id,
-                dedupe_key=dedupe_key,
-                signed=signed,
-                type=data.get("type", ""),
-                sequence=data.get("sequence"),
-                status=data.get("status", ""),
-                payment_status=data.get("payment_status", ""),
-                applied=applied,
-                marked_paid=marked_paid,
-                payload=payload,
-                received_at=now,
-            )
-            if applied and not created:
-                for field, value in state.items():
-                    setattr(crm_booking, field, value)
-                crm_booking.updated_at = now
-                crm_booking.save()
-            if forwarding:
-                notifier.queue_forward(notification=notification, payload=payload)
-    except IntegrityError:
-        # The same webhook-id for another booking, committed meanwhile: still a duplicate.
-        if CRMNotification.objects.filter(dedupe_key__in=repeat_keys).exists():
-            return Receipt(booking_id=booking_id, duplicate=True)
-        raise
+    applied = _store(
+        CRMBooking,
+        link="crm_booking",
+        lookup={"booking_id": booking_id},
+        state=_booking_state(data, payload, signed=signed),
+        repeat_keys=repeat_keys,
+        forwarding=forwarding,
+        webhook_id=webhook_id,
+        dedupe_key=dedupe_key,
+        signed=signed,
+        type=data.get("type", ""),
+        sequence=data.get("sequence"),
+        status=data.get("status", ""),
+        payment_status=data.get("payment_status", ""),
+        marked_paid=marked_paid,
+        payload=payload,
+    )
+    if applied is None:
+        return Receipt(booking_id=booking_id, duplicate=True)
     return Receipt(
         booking_id=booking_id,
         stored=True,
@@ -256,6 +239,122 @@ def receive_notification(
         mark_paid_refusal=refusal,
         forwarding_queued=forwarding,
     )
+
+
+@dataclass(frozen=True)
+class WaitlistReceipt:
+    waitlist_entry_id: int
+    duplicate: bool = False
+    stored: bool = False
+    stale: bool = False
+    forwarding_queued: bool = False
+
+    @property
+    def detail(self) -> str:
+        if self.duplicate:
+            return "Already received; not stored again."
+        parts = [
+            "Stored as history only: a newer notification is stored." if self.stale else "Stored."
+        ]
+        if self.forwarding_queued:
+            parts.append("Forwarding queued.")
+        return " ".join(parts)
+
+
+# A notification of this type is about a waitlist entry (`WaitlistNotificationSerializer`).
+WAITLIST_TYPE_PREFIX = "waitlist."
+
+
+def is_waitlist_notification(payload: Any) -> bool:
+    """Whether a received payload is a waitlist notification (its `type` says so)."""
+    kind = payload.get("type") if isinstance(payload, dict) else None
+    return isinstance(kind, str) and kind.startswith(WAITLIST_TYPE_PREFIX)
+
+
+def receive_waitlist_notification(
+    *,
+    data: dict[str, Any],
+    payload: dict[str, Any],
+    webhook_id: str = "",
+    signed: bool = False,
+    signed_for_payment: bool = False,
+) -> WaitlistReceipt:
+    """Store a waitlist notification once, as `receive_notification` stores a booking's: its
+    entry's `CRMWaitlistEntry` state (unless a newer sequence is stored) and its history, with
+    its forward queued. It marks nothing paid and looks at no booking: a waitlist change
+    reports no payment."""
+    entry_id = data["waitlist_entry_id"]
+    dedupe_key = _dedupe_key(webhook_id, payload, signed_for_payment=signed_for_payment)
+    repeat_keys = _repeat_keys(dedupe_key, webhook_id)
+    if CRMNotification.objects.filter(dedupe_key__in=repeat_keys).exists():
+        return WaitlistReceipt(waitlist_entry_id=entry_id, duplicate=True)
+    forwarding = bool(settings.CRM_FORWARD_URL)
+    applied = _store(
+        CRMWaitlistEntry,
+        link="crm_waitlist_entry",
+        lookup={"waitlist_entry_id": entry_id},
+        state=_waitlist_state(data, payload, signed=signed),
+        repeat_keys=repeat_keys,
+        forwarding=forwarding,
+        webhook_id=webhook_id,
+        dedupe_key=dedupe_key,
+        signed=signed,
+        type=data["type"],
+        sequence=data.get("sequence"),
+        status=data.get("status", ""),
+        payload=payload,
+    )
+    if applied is None:
+        return WaitlistReceipt(waitlist_entry_id=entry_id, duplicate=True)
+    return WaitlistReceipt(
+        waitlist_entry_id=entry_id, stored=True, stale=not applied, forwarding_queued=forwarding
+    )
+
+
+def _store(
+    model: type[CRMBooking | CRMWaitlistEntry],
+    *,
+    link: str,
+    lookup: dict[str, Any],
+    state: dict[str, Any],
+    repeat_keys: list[str],
+    forwarding: bool,
+    **notification: Any,
+) -> bool | None:
+    """Store a notification in its record's history, and as the record's state unless a newer
+    sequence is stored; queue its forward. Whether it was applied; None for a repeat.
+
+    `notification`: the `CRMNotification` fields; `link` names its record's field.
+    """
+    now = timezone.now()
+    try:
+        with service_transaction():
+            record, created = model.objects.get_or_create(
+                **lookup, defaults={**state, "created_at": now, "updated_at": now}
+            )
+            if not created:
+                # The record's row lock orders its notifications: the sequence check and the
+                # duplicate check below see every notification committed before this one.
+                record = model.objects.select_for_update().get(pk=record.pk)
+                if CRMNotification.objects.filter(dedupe_key__in=repeat_keys).exists():
+                    return None
+            applied = created or _is_current(notification["sequence"], record.sequence)
+            stored = CRMNotification.objects.create(
+                **{link: record}, applied=applied, received_at=now, **notification
+            )
+            if applied and not created:
+                for field, value in state.items():
+                    setattr(record, field, value)
+                record.updated_at = now
+                record.save()
+            if forwarding:
+                notifier.queue_forward(notification=stored, payload=notification["payload"])
+    except IntegrityError:
+        # The same webhook-id for another record, committed meanwhile: still a duplicate.
+        if CRMNotification.objects.filter(dedupe_key__in=repeat_keys).exists():
+            return None
+        raise
+    return applied
 
 
 def _mark_paid_refusal(*, signed: bool) -> str:
@@ -298,6 +397,38 @@ def _booking_state(
         "payload": payload,
     }
     state.update({field: data[field] for field in OPTIONAL_STATE_FIELDS if field in data})
+    if not signed:
+        state.pop("sequence", None)
+    return state
+
+
+# CRMWaitlistEntry fields set from a notification when it carries them.
+WAITLIST_STATE_FIELDS = (
+    "user_id",
+    "event_title",
+    "starts_at",
+    "type",
+    "status",
+    "seats",
+    "offer_expires_at",
+    "booking_id",
+    "reason",
+    "sequence",
+)
+
+
+def _waitlist_state(
+    data: dict[str, Any], payload: dict[str, Any], *, signed: bool
+) -> dict[str, Any]:
+    """The CRMWaitlistEntry fields a notification sets; as `_booking_state`, an unsigned one's
+    sequence is never stored."""
+    state = {
+        "user_name": data["user"]["name"],
+        "user_email": data["user"]["email"],
+        "event_id": data["event"],
+        "payload": payload,
+    }
+    state.update({field: data[field] for field in WAITLIST_STATE_FIELDS if field in data})
     if not signed:
         state.pop("sequence", None)
     return state

@@ -83,6 +83,39 @@ class NotificationSerializer(serializers.Serializer):
         return _flatten(super().errors)
 
 
+class WaitlistNotificationSerializer(serializers.Serializer):
+    """A waitlist notification (`type` "waitlist.*"): Ahoum's own, so only what identifies the
+    entry and the person is required. Shape only, as `NotificationSerializer`."""
+
+    type = serializers.CharField(max_length=40, help_text="e.g. waitlist.offered")
+    waitlist_entry_id = _id()
+    user = NotificationUserSerializer()
+    event = _id(help_text="The event's id.")
+
+    user_id = _id(required=False)
+    facilitator_id = _id(required=False)
+    event_title = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    starts_at = serializers.DateTimeField(required=False)
+    seats = serializers.IntegerField(
+        min_value=1, max_value=MAX_SEATS_PER_BOOKING_LIMIT, required=False
+    )
+    status = serializers.CharField(max_length=20, required=False)
+    offer_expires_at = serializers.DateTimeField(required=False, allow_null=True)
+    booking_id = _id(required=False, allow_null=True, help_text="After an accepted offer.")
+    occurred_at = serializers.DateTimeField(required=False)
+    sequence = serializers.IntegerField(
+        min_value=0,
+        max_value=2**31 - 1,
+        required=False,
+        help_text="Per-entry sequence number; a lower one than stored is history only.",
+    )
+    reason = serializers.CharField(max_length=255, required=False, allow_blank=True)
+
+    @property
+    def errors(self):
+        return _flatten(super().errors)
+
+
 def _flatten(errors: Any, prefix: str = "") -> Any:
     """{"user": {"email": [...]}} -> {"user.email": [...]}; a nested object's own errors go
     under its name ({"user": {"non_field_errors": [...]}} -> {"user": [...]}); a list's items
@@ -118,4 +151,13 @@ class ReceiptSerializer(serializers.Serializer):
         "signed with the bearer secret), `signing_key_not_configured` (signed, but "
         "CRM_INBOUND_SIGNING_SECRET is unset: nothing marks a booking paid). Null otherwise.",
     )
+    forwarding_queued = serializers.BooleanField()
+
+
+class WaitlistReceiptSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+    waitlist_entry_id = serializers.IntegerField()
+    duplicate = serializers.BooleanField(help_text="This webhook-id (or payload) came before.")
+    stored = serializers.BooleanField(help_text="Recorded in the entry's history now.")
+    stale = serializers.BooleanField(help_text="Older than the stored state: history only.")
     forwarding_queued = serializers.BooleanField()

@@ -1,6 +1,7 @@
 from drf_spectacular.utils import (
     OpenApiExample,
     OpenApiParameter,
+    PolymorphicProxySerializer,
     extend_schema,
     extend_schema_view,
 )
@@ -13,7 +14,12 @@ from rest_framework.views import APIView
 from ahoum.errors import ErrorSerializer
 from crm import receiver
 from crm.permissions import HasCRMWebhookToken
-from crm.serializers import NotificationSerializer, ReceiptSerializer
+from crm.serializers import (
+    NotificationSerializer,
+    ReceiptSerializer,
+    WaitlistNotificationSerializer,
+    WaitlistReceiptSerializer,
+)
 
 SIGNATURE_PARAMETERS = [
     OpenApiParameter(
@@ -65,30 +71,42 @@ class CRMWebhookView(APIView):
         operation_id="crm_webhook_receive",
         auth=[],
         parameters=SIGNATURE_PARAMETERS,
-        request=NotificationSerializer,
+        request=PolymorphicProxySerializer(
+            component_name="CRMWebhookNotification",
+            serializers=[NotificationSerializer, WaitlistNotificationSerializer],
+            resource_type_field_name=None,
+        ),
         responses={
-            200: ReceiptSerializer,
+            200: PolymorphicProxySerializer(
+                component_name="CRMWebhookReceipt",
+                serializers=[ReceiptSerializer, WaitlistReceiptSerializer],
+                resource_type_field_name=None,
+            ),
             400: ErrorSerializer,
             403: ErrorSerializer,
             409: ErrorSerializer,
             413: ErrorSerializer,
         },
         description=(
-            "Receive a booking notification. Send `Authorization: Bearer <secret>` (the "
-            "receiver's secret: CRM_INBOUND_SECRET, or CRM_WEBHOOK_SECRET when unset), Standard "
-            "Webhooks signature headers (keyed with that secret or with the payment signing key "
-            "CRM_INBOUND_SIGNING_SECRET), or both (403 `invalid_webhook_token` for a wrong or "
-            "missing token without a signature). Signature headers, when sent, must verify with "
-            "a `webhook-timestamp` within 5 minutes (403 `signature_invalid`). 400 names each "
-            "missing or malformed field; 413 `payload_too_large` above CRM_WEBHOOK_MAX_BYTES. "
-            "One CRMBooking per booking keeps the latest state (a lower `sequence` is kept as "
-            "history only; only a signed notification's `sequence` is stored). With "
-            '`payment_status: "paid"` and a valid signature with the payment signing key, '
-            "`booking_id`, `user_id` and `event` must match a booking, which is marked paid (409 "
-            "`booking_mismatch` otherwise, nothing changed). Any other one saying so is stored "
-            "for review, marks nothing and answers `mark_paid_refusal`: `signature_required` "
-            "(unsigned, or signed with another key), or `signing_key_not_configured` (signed "
-            "while CRM_INBOUND_SIGNING_SECRET is unset: then nothing marks a booking paid)."
+            "Receive a booking or waitlist notification. Send `Authorization: Bearer <secret>` "
+            "(the receiver's secret: CRM_INBOUND_SECRET, or CRM_WEBHOOK_SECRET when unset), "
+            "Standard Webhooks signature headers (keyed with that secret or with the payment "
+            "signing key CRM_INBOUND_SIGNING_SECRET), or both (403 `invalid_webhook_token` for a "
+            "wrong or missing token without a signature). Signature headers, when sent, must "
+            "verify with a `webhook-timestamp` within 5 minutes (403 `signature_invalid`). 400 "
+            "names each missing or malformed field; 413 `payload_too_large` above "
+            "CRM_WEBHOOK_MAX_BYTES. One CRMBooking per booking keeps the latest state (a lower "
+            "`sequence` is kept as history only; only a signed notification's `sequence` is "
+            'stored). With `payment_status: "paid"` and a valid signature with the payment signing '
+            "key, `booking_id`, `user_id` and `event` must match a booking, which is marked paid "
+            "(409 `booking_mismatch` otherwise, nothing changed). Any other one saying so is "
+            "stored for review, marks nothing and answers `mark_paid_refusal`: "
+            "`signature_required` (unsigned, or signed with another key), or "
+            "`signing_key_not_configured` (signed while CRM_INBOUND_SIGNING_SECRET is unset: then "
+            "nothing marks a booking paid). A notification whose `type` starts with `waitlist.` is "
+            "a waitlist change (`waitlist_entry_id`, `user`, `event` required): stored the same "
+            "way, one CRMWaitlistEntry per entry, and answered with a waitlist receipt; it marks "
+            "nothing paid."
         ),
         examples=[
             OpenApiExample(
@@ -105,6 +123,17 @@ class CRMWebhookView(APIView):
     )
     def post(self, request: Request) -> Response:
         inbound = receiver.read_notification(request)
+        if receiver.is_waitlist_notification(inbound.payload):
+            serializer = WaitlistNotificationSerializer(data=inbound.payload)
+            serializer.is_valid(raise_exception=True)
+            waitlist_receipt = receiver.receive_waitlist_notification(
+                data=serializer.validated_data,
+                payload=inbound.payload,
+                webhook_id=inbound.webhook_id,
+                signed=inbound.signed,
+                signed_for_payment=inbound.signed_for_payment,
+            )
+            return Response(WaitlistReceiptSerializer(waitlist_receipt).data)
         serializer = NotificationSerializer(data=inbound.payload)
         serializer.is_valid(raise_exception=True)
         receipt = receiver.receive_notification(

@@ -183,9 +183,9 @@ class EventFilter(StrictFilterSet):
             return queryset
         # seats_left > 0, read from the counter; only an event full by the counter pays for
         # counting its lapsed holds (the second test is not reached for the others).
-        has_seats = Q(seats_claimed__lt=F("capacity")) | Q(
-            seats_claimed__lt=F("capacity") + lapsed_holds()
-        )
+        # Seats the waitlist waits for are not for sale (seats_waiting).
+        taken = F("seats_claimed") + F("seats_waiting")
+        has_seats = Q(capacity__gt=taken) | Q(capacity__gt=taken - lapsed_holds())
         return queryset.filter(has_seats) if value else queryset.exclude(has_seats)
 
     def filter_search(self, queryset, name, value):

@@ -10,11 +10,11 @@ from django.contrib.postgres.search import SearchVector, SearchVectorField
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxLengthValidator, MaxValueValidator, MinValueValidator
 from django.db import connections, models
-from django.db.models import F, OuterRef, Q, Subquery
-from django.db.models.functions import Coalesce, Upper
+from django.db.models import F, OuterRef, Q, Subquery, Value
+from django.db.models.functions import Coalesce, Greatest, Upper
 from django.utils import timezone
 
-from bookings.money import STRIPE_CURRENCIES
+from bookings.money import STRIPE_CURRENCIES, minor_unit_exponent
 from events import cache as catalogue_cache
 
 # How far ahead an event may be scheduled (five years, leap days included), and how far back
@@ -67,6 +67,18 @@ def validate_currency(code: str) -> None:
         )
 
 
+def validate_price_precision(*, price, currency) -> None:
+    """A price Stripe can charge exactly: no more decimals than the currency has (1000.50 yen
+    cannot be paid, and three seats of it would not add up), named by field."""
+    if price is None or not currency or currency.upper() not in STRIPE_CURRENCIES:
+        return
+    decimals = minor_unit_exponent(currency)
+    if price != round(price, decimals):
+        raise ValidationError(
+            {"price": f"{currency.upper()} amounts have {decimals} decimal places at most."}
+        )
+
+
 def validate_schedule(*, starts_at, ends_at, entering: bool, now=None) -> None:
     """Dates any event must keep, named by field: within reach, and of a bounded length.
 
@@ -97,6 +109,10 @@ def default_max_seats_per_booking() -> int:
     return settings.MAX_SEATS_PER_BOOKING
 
 
+# Written only by the bookings services under the event's lock, never by save().
+COUNTERS = frozenset({"seats_claimed", "seats_waiting"})
+
+
 class EventStatus(models.TextChoices):
     SCHEDULED = "scheduled", "Scheduled"
     CANCELLED = "cancelled", "Cancelled"
@@ -115,15 +131,12 @@ def search_vector() -> SearchVector:
     return functools.reduce(operator.add, vectors)
 
 
-def _seats_per_event(select) -> Coalesce:
-    """A subquery: the seats of the outer event's bookings that `select(bookings)` keeps."""
-    bookings = apps.get_model("bookings", "Booking").objects.filter(event=OuterRef("pk"))
+def _seats_per_event(select, model: str = "Booking") -> Coalesce:
+    """A subquery: the seats of the outer event's bookings (or waitlist entries, `model`)
+    that `select(rows)` keeps."""
+    rows = apps.get_model("bookings", model).objects.filter(event=OuterRef("pk"))
     counted = (
-        select(bookings)
-        .order_by()
-        .values("event")
-        .annotate(seats=models.Sum("seats"))
-        .values("seats")
+        select(rows).order_by().values("event").annotate(seats=models.Sum("seats")).values("seats")
     )
     return Coalesce(Subquery(counted, output_field=models.IntegerField()), 0)
 
@@ -145,15 +158,23 @@ class EventQuerySet(models.QuerySet):
         Reads the `seats_claimed` counter plus one subquery per row over the event's lapsed
         holds (an index range that is nearly always empty), instead of counting every booking.
         """
-        return self.annotate(seats_left=F("capacity") - F("seats_claimed") + lapsed_holds(now))
+        return self.annotate(
+            seats_left=Greatest(
+                F("capacity") - F("seats_claimed") - F("seats_waiting") + lapsed_holds(now),
+                Value(0),
+            )
+        )
 
     def recount_claimed_seats(self) -> int:
-        """Set `seats_claimed` from the bookings themselves, in one UPDATE.
+        """Set `seats_claimed` from the active bookings and open waitlist offers, in one UPDATE.
 
         For loads that bypass the services (bench/seed.py's bulk inserts) and for checking
         the counter in tests; the services keep it right on their own.
         """
-        updated = self.update(seats_claimed=_seats_per_event(lambda bookings: bookings.active()))
+        offers = _seats_per_event(lambda rows: rows.filter(status="offered"), "WaitlistEntry")
+        updated = self.update(
+            seats_claimed=_seats_per_event(lambda bookings: bookings.active()) + offers
+        )
         catalogue_cache.invalidate()
         return updated
 
@@ -228,6 +249,15 @@ class Event(models.Model):
     # A hold that lapsed still counts here until it is marked expired: `seats_taken()` and
     # `seats_left` subtract those, so a lapsed hold stops taking a seat at once.
     seats_claimed = models.PositiveIntegerField(default=0, editable=False)
+    # Seats the waitlist's waiting entries ask for, written by bookings.services.waitlist under
+    # this row's lock like `seats_claimed`: freed seats go to them first, so the public sees
+    # capacity - seats_claimed - seats_waiting. Offers made move their seats to seats_claimed.
+    seats_waiting = models.PositiveIntegerField(default=0, editable=False)
+    waitlist_open = models.BooleanField(
+        default=True,
+        help_text="Whether people may join the waitlist when it is sold out. Closing it keeps "
+        "the people already waiting.",
+    )
     cancelled_at = models.DateTimeField(null=True, blank=True)
     cancellation_reason = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -298,7 +328,7 @@ class Event(models.Model):
             kwargs["update_fields"] = [
                 field.name
                 for field in self._meta.concrete_fields
-                if not field.primary_key and field.name != "seats_claimed"
+                if not field.primary_key and field.name not in COUNTERS
             ]
         super().save(*args, **kwargs)
         self.in_database = True
@@ -314,6 +344,7 @@ class Event(models.Model):
 
     def clean(self) -> None:
         validate_schedule(starts_at=self.starts_at, ends_at=self.ends_at, entering=self.pk is None)
+        validate_price_precision(price=self.price, currency=self.currency)
 
     def seats_taken(self, now=None) -> int:
         """Seats held right now: the claimed ones minus lapsed holds (one small query)."""

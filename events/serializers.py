@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.utils import timezone
 from rest_framework import serializers
 
@@ -9,7 +10,7 @@ from ahoum.serializers import (
     iso_datetime,
     money,
 )
-from events.models import Event, validate_currency, validate_schedule
+from events.models import Event, validate_currency, validate_price_precision, validate_schedule
 
 
 class EventSerializer(StrictTypesMixin, serializers.ModelSerializer):
@@ -47,6 +48,8 @@ class EventSerializer(StrictTypesMixin, serializers.ModelSerializer):
             "location",
             "capacity",
             "max_seats_per_booking",
+            "waitlist_open",
+            "seats_waiting",
             "price",
             "currency",
             "facilitator_id",
@@ -57,7 +60,13 @@ class EventSerializer(StrictTypesMixin, serializers.ModelSerializer):
             "created_at",
             "updated_at",
         ]
-        read_only_fields = ["status", "cancellation_reason", "created_at", "updated_at"]
+        read_only_fields = [
+            "status",
+            "cancellation_reason",
+            "seats_waiting",
+            "created_at",
+            "updated_at",
+        ]
         extra_kwargs = {"capacity": {"min_value": 1}, "price": {"min_value": 0}}
 
     currency = StrictCharField(
@@ -79,6 +88,8 @@ class EventSerializer(StrictTypesMixin, serializers.ModelSerializer):
             "location": event.location,
             "capacity": event.capacity,
             "max_seats_per_booking": event.max_seats_per_booking,
+            "waitlist_open": event.waitlist_open,
+            "seats_waiting": event.seats_waiting,
             "price": money(event.price),
             "currency": event.currency,
             "facilitator_id": event.facilitator_id,
@@ -107,5 +118,10 @@ class EventSerializer(StrictTypesMixin, serializers.ModelSerializer):
             starts_at=attrs.get("starts_at", getattr(self.instance, "starts_at", None)),
             ends_at=attrs.get("ends_at", getattr(self.instance, "ends_at", None)),
             entering=self.instance is None,
+        )
+        validate_price_precision(
+            price=attrs.get("price", getattr(self.instance, "price", None)),
+            currency=attrs.get("currency", getattr(self.instance, "currency", None))
+            or settings.DEFAULT_CURRENCY,
         )
         return attrs

@@ -7,6 +7,7 @@ from rest_framework import status
 
 from ahoum.db import service_transaction
 from ahoum.errors import DomainError
+from bookings import tasks as booking_tasks
 from bookings.models import Booking
 from events.models import Event
 
@@ -68,10 +69,13 @@ def update_event(*, event: Event, by, **changes) -> Event:
         event = Event.objects.select_for_update().get(pk=event.pk)
         if "capacity" in changes:
             check_capacity(event=event, capacity=changes["capacity"])
+        raised = changes.get("capacity", event.capacity) > event.capacity
         for name, value in changes.items():
             setattr(event, name, value)
         event.full_clean()
         event.save()
+        if raised and event.seats_waiting:
+            booking_tasks.offer_freed_seats.enqueue(event.pk)  # new seats for the waitlist
     return event
 
 

@@ -18,11 +18,11 @@ from django.utils.html import format_html
 from accounts.forms import LimitedLoginForm
 from ahoum.errors import DomainError
 from bookings import admin as bookings_admin
-from bookings.models import Booking, BookingAudit
-from bookings.services import event_cancellation
+from bookings.models import Booking, BookingAudit, WaitlistEntry
+from bookings.services import event_cancellation, waitlist
 from events import services as event_services
 from events.models import Event, EventStatus
-from facilitators import exports
+from facilitators import exports, selectors
 
 
 def may_use_backoffice(user) -> bool:
@@ -85,7 +85,7 @@ class EventForm(forms.ModelForm):
     class Meta:
         model = Event
         fields = ["title", "description", "type", "starts_at", "ends_at", "timezone", "location",
-                  "capacity", "price", "currency"]  # fmt: skip
+                  "capacity", "waitlist_open", "price", "currency"]  # fmt: skip
 
     def clean_capacity(self):
         capacity = self.cleaned_data["capacity"]
@@ -100,15 +100,21 @@ class EventForm(forms.ModelForm):
 @admin.register(Event, site=backoffice)
 class EventBackOffice(OwnRowsAdmin):
     form = EventForm
-    list_display = ["title", "type", "starts_at", "capacity", "seats_left", "status",
-                    "registrations_csv_link"]  # fmt: skip
+    list_display = ["title", "type", "starts_at", "capacity", "seats_left", "waitlist_link",
+                    "status", "registrations_csv_link"]  # fmt: skip
     list_filter = ["status", "type"]
     search_fields = ["title"]
-    readonly_fields = ["status", "cancelled_at", "cancellation_reason"]
-    actions = ["cancel_events"]
+    readonly_fields = ["status", "seats_waiting", "waitlist_link", "cancelled_at",
+                       "cancellation_reason"]  # fmt: skip
+    actions = ["cancel_events", "close_waitlist", "open_waitlist"]
 
     def get_queryset(self, request):
-        return super().get_queryset(request).with_seats_left()
+        return (
+            super()
+            .get_queryset(request)
+            .with_seats_left()
+            .annotate(waitlist_waiting=selectors.waiting_entries_count())
+        )
 
     def get_urls(self):
         registrations = path(
@@ -121,6 +127,15 @@ class EventBackOffice(OwnRowsAdmin):
     @admin.display(description="Seats left", ordering="seats_left")
     def seats_left(self, event) -> int:
         return event.seats_left
+
+    @admin.display(description="Waiting", ordering="waitlist_waiting")
+    def waitlist_link(self, event) -> str:
+        """How many wait, linked to the event's waitlist (open or closed)."""
+        if event.pk is None:
+            return "-"
+        url = reverse(f"{self.admin_site.name}:bookings_waitlistentry_changelist")
+        label = f"{event.waitlist_waiting}" + ("" if event.waitlist_open else " (closed)")
+        return format_html('<a href="{}?event__id__exact={}">{}</a>', url, event.pk, label)
 
     @admin.display(description="Registrations")
     def registrations_csv_link(self, event) -> str:
@@ -185,6 +200,19 @@ class EventBackOffice(OwnRowsAdmin):
             )
         return None
 
+    @admin.action(description="Close waitlist (those waiting keep their place)",
+                  permissions=["change"])  # fmt: skip
+    def close_waitlist(self, request, queryset):
+        for event in queryset:
+            waitlist.set_open(event=event, is_open=False)
+        self.message_user(request, f"Waitlist closed on {len(queryset)} events.", messages.SUCCESS)
+
+    @admin.action(description="Open waitlist", permissions=["change"])
+    def open_waitlist(self, request, queryset):
+        for event in queryset:
+            waitlist.set_open(event=event, is_open=True)
+        self.message_user(request, f"Waitlist opened on {len(queryset)} events.", messages.SUCCESS)
+
 
 class AttendeeInline(bookings_admin.AttendeeInline):
     """The booking's seats, read-only (as staff see them), to the facilitator of its event."""
@@ -237,3 +265,22 @@ class BookingBackOffice(OwnRowsAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+
+@admin.register(WaitlistEntry, site=backoffice)
+class WaitlistEntryBackOffice(bookings_admin.ReadOnlyWaitlist, OwnRowsAdmin):
+    """Who waits for seats of the facilitator's events, read-only (with their place)."""
+
+    owner_lookup = "event__facilitator"
+    list_display = ["id", "person", "event", "seats", "status", "position", "created_at",
+                    "offer_expires_at"]  # fmt: skip
+    list_filter = ["status"]
+    search_fields = ["user__email", "user__name", "event__title"]
+    list_select_related = ["user", "event"]
+    fields = ["person", "event", "seats", "status", "position", "created_at", "offered_at",
+              "offer_expires_at", "ended_at", "reason"]  # fmt: skip
+    readonly_fields = fields
+
+    @admin.display(description="Person")
+    def person(self, entry) -> str:
+        return f"{entry.user.name} <{entry.user.email}>"

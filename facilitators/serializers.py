@@ -2,7 +2,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from ahoum.serializers import StrictCharField
-from bookings.models import Booking
+from bookings.models import Booking, WaitlistEntry
 from bookings.serializers import AttendeeSerializer, attendee_representation
 from events.serializers import EventSerializer
 
@@ -57,16 +57,58 @@ class RegistrationSummarySerializer(serializers.Serializer):
         max_digits=12, decimal_places=2, help_text="Paid and confirmed."
     )
     currency = serializers.CharField()
+    waitlist_waiting = serializers.IntegerField(help_text="Waitlist entries waiting for seats.")
+    seats_waiting = serializers.IntegerField(
+        help_text="Seats the waiting entries ask for (nobody else can book them)."
+    )
+    waitlist_offered = serializers.IntegerField(
+        help_text="Offers of freed seats not yet accepted, declined or expired (a lapsed one "
+        "counts until the scheduler marks it); their seats count as taken."
+    )
+    waitlist_open = serializers.BooleanField(
+        help_text="Whether people may still join the waitlist (`PATCH /events/{id}`)."
+    )
+
+
+class RegistrationWaitlistEntrySerializer(serializers.ModelSerializer):
+    """One open waitlist entry: who waits (`user_id`, `name`, `email`), for how many seats."""
+
+    user_id = serializers.IntegerField(read_only=True)
+    name = serializers.CharField(source="user.name", read_only=True)
+    email = serializers.EmailField(source="user.email", read_only=True)
+    position = serializers.IntegerField(
+        read_only=True,
+        allow_null=True,
+        help_text="1 = the next person offered seats; null for an entry holding an offer.",
+    )
+    offer_expires_at = serializers.DateTimeField(
+        read_only=True, allow_null=True, help_text="Until when an offer holds its seats."
+    )
+
+    class Meta:
+        model = WaitlistEntry
+        fields = ["id", "user_id", "name", "email", "seats", "status", "position", "created_at",
+                  "offer_expires_at"]  # fmt: skip
+        read_only_fields = fields
+
+
+class RegistrationWaitlistSerializer(serializers.Serializer):
+    count = serializers.IntegerField(help_text="Open entries (waiting and offered).")
+    results = RegistrationWaitlistEntrySerializer(
+        many=True,
+        help_text="The first 100 open entries in the order people joined (offers among them).",
+    )
 
 
 class RegistrationPageSerializer(serializers.Serializer):
-    """A page of registrations with the event's summary (for the schema)."""
+    """A page of registrations with the event's summary and waitlist (for the schema)."""
 
     count = serializers.IntegerField()
     next = serializers.URLField(allow_null=True)
     previous = serializers.URLField(allow_null=True)
     results = RegistrationSerializer(many=True)
     summary = RegistrationSummarySerializer()
+    waitlist = RegistrationWaitlistSerializer()
 
 
 class CancelEventSerializer(serializers.Serializer):
@@ -94,10 +136,13 @@ class FacilitatorEventSerializer(EventSerializer):
     bookings_pending = serializers.IntegerField(read_only=True)
     seats_confirmed = serializers.IntegerField(read_only=True)
     seats_pending = serializers.IntegerField(read_only=True)
+    waitlist_waiting = serializers.IntegerField(
+        read_only=True, help_text="Waitlist entries waiting for seats."
+    )
 
     class Meta(EventSerializer.Meta):
         fields = [*EventSerializer.Meta.fields, "bookings_confirmed", "bookings_pending",
-                  "seats_confirmed", "seats_pending"]  # fmt: skip
+                  "seats_confirmed", "seats_pending", "waitlist_waiting"]  # fmt: skip
 
     def to_representation(self, event) -> dict:
         return {
@@ -106,4 +151,5 @@ class FacilitatorEventSerializer(EventSerializer):
             "bookings_pending": event.bookings_pending,
             "seats_confirmed": event.seats_confirmed,
             "seats_pending": event.seats_pending,
+            "waitlist_waiting": event.waitlist_waiting,
         }

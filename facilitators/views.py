@@ -19,6 +19,7 @@ from facilitators.serializers import (
     RegistrationPageSerializer,
     RegistrationSerializer,
     RegistrationSummarySerializer,
+    RegistrationWaitlistEntrySerializer,
 )
 
 
@@ -35,7 +36,8 @@ class OwnEventMixin:
 
 
 class RegistrationsView(OwnEventMixin, generics.ListAPIView):
-    """Who booked the event, with a summary of seats, statuses and revenue."""
+    """Who booked the event, with a summary of seats, statuses and revenue, and who waits
+    for seats (`waitlist`: the first 100 open entries, in order)."""
 
     serializer_class = RegistrationSerializer
     filterset_class = BookingFilter
@@ -49,6 +51,11 @@ class RegistrationsView(OwnEventMixin, generics.ListAPIView):
         response = self.list(request, *args, **kwargs)
         summary = selectors.registration_summary(self.get_event())
         response.data["summary"] = RegistrationSummarySerializer(summary).data
+        entries = selectors.open_waitlist(self.get_event())
+        response.data["waitlist"] = {
+            "count": summary["waitlist_waiting"] + summary["waitlist_offered"],
+            "results": RegistrationWaitlistEntrySerializer(entries, many=True).data,
+        }
         return response
 
 

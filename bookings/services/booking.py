@@ -27,7 +27,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from ahoum.db import service_transaction
-from bookings import notifications
+from bookings import notifications, tasks
 from bookings.exceptions import (
     AlreadyBooked,
     AttendeeNotFound,
@@ -38,6 +38,7 @@ from bookings.exceptions import (
     NotPayable,
     OwnEvent,
     SoldOut,
+    TooManyAttendees,
     TooManySeats,
 )
 from bookings.models import (
@@ -50,7 +51,8 @@ from bookings.models import (
     Payment,
     PaymentStatus,
 )
-from bookings.services import payments, refunds
+from bookings.money import STRIPE_MAX_AMOUNT_MINOR, minor_units
+from bookings.services import payments, refunds, waitlist
 from bookings.signals import booking_changed
 from events import cache as catalogue_cache
 from events.models import Event, EventStatus
@@ -65,7 +67,14 @@ STATUS_TIMESTAMPS = {
 PAYMENT_TIMESTAMPS = {PaymentStatus.PAID: "paid_at", PaymentStatus.REFUNDED: "refunded_at"}
 
 
-def book_event(*, user, event_id: int, seats: int = 1, attendees: Sequence[dict] = ()) -> Booking:
+def book_event(
+    *,
+    user,
+    event_id: int,
+    seats: int = 1,
+    attendees: Sequence[dict] = (),
+    offer_id: int | None = None,
+) -> Booking:
     """Confirm free seats or hold paid ones for `user`: all `seats` or none, never more seats
     than capacity. `attendees`: who sits in them ({"name", "email"}, at most `seats`; see
     `seat_holders`).
@@ -74,6 +83,9 @@ def book_event(*, user, event_id: int, seats: int = 1, attendees: Sequence[dict]
     count the seats. One active booking per person and event is the partial unique index's:
     a second one is refused by the insert (in a savepoint, so only the insert is undone), which
     costs nothing when there is none, the usual case, instead of a query on every booking.
+
+    `offer_id`: the person's open waitlist offer, whose seats (already claimed for them) the
+    booking takes; a paid hold then lasts as long as the offer did.
     """
     now = timezone.now()
     with service_transaction():
@@ -81,12 +93,18 @@ def book_event(*, user, event_id: int, seats: int = 1, attendees: Sequence[dict]
         if event is None:
             raise EventNotFound()
         check_bookable(event, user.pk, now)
-        if seats > event.max_seats_per_booking:
+        offer = None
+        if offer_id is not None:
+            offer = waitlist.lock_open_offer(offer_id=offer_id, user=user, event=event, now=now)
+            seats = offer.seats
+        elif seats > event.max_seats_per_booking:
             raise TooManySeats(
                 f"This event takes at most {event.max_seats_per_booking} seats per booking."
             )
-        if not has_free_seats(event, now, seats):
-            left = max(event.capacity - event.seats_claimed, 0)
+        elif minor_units(event.price * seats, event.currency) > STRIPE_MAX_AMOUNT_MINOR:
+            raise TooManySeats("That many seats cost more than one payment can be; book fewer.")
+        elif not has_free_seats(event, now, seats):
+            left = public_seats_left(event)
             raise SoldOut(_sold_out_detail(left, seats), seats_left=left)
         booking = Booking(
             user=user,
@@ -105,6 +123,8 @@ def book_event(*, user, event_id: int, seats: int = 1, attendees: Sequence[dict]
             booking.status = BookingStatus.PENDING
             booking.payment_status = PaymentStatus.UNPAID
             booking.hold_expires_at = now + timedelta(minutes=settings.BOOKING_HOLD_MINUTES)
+            if offer is not None:
+                booking.hold_expires_at = offer.offer_expires_at
         try:
             with transaction.atomic():
                 booking.save(force_insert=True)
@@ -120,8 +140,13 @@ def book_event(*, user, event_id: int, seats: int = 1, attendees: Sequence[dict]
             transition(mine, status=BookingStatus.EXPIRED, reason="hold expired", now=now)
             booking.save(force_insert=True)
         Attendee.objects.bulk_create(seat_holders(booking, user, attendees, now))
-        claim_seats(event, seats)
-        audit(booking, from_status="", from_payment_status="", actor=user, reason="booked", now=now)
+        if offer is None:
+            claim_seats(event, seats)
+            reason = "booked"
+        else:  # the offer's seats, claimed already, are the booking's now
+            waitlist.accepted(offer, booking=booking, now=now)
+            reason = f"booked from waitlist offer #{offer.pk}"
+        audit(booking, from_status="", from_payment_status="", actor=user, reason=reason, now=now)
     return booking
 
 
@@ -134,6 +159,8 @@ def seat_holders(
     seat itself (then they booked for others). Seats nobody is named for are the booker's
     guests: "Guest 2 of <booker>", no email.
     """
+    if len(attendees) > booking.seats:
+        raise TooManyAttendees(f"At most {booking.seats} attendees for {booking.seats} seats.")
     people = [{"name": person["name"], "email": person.get("email") or ""} for person in attendees]
     booker_email = user.email.casefold()
     listed = any(person["email"].casefold() == booker_email for person in people)
@@ -142,17 +169,23 @@ def seat_holders(
     booker_name = user.name or user.email
     while len(people) < booking.seats:
         people.append({"name": f"Guest {len(people) + 1} of {booker_name}", "email": ""})
+    name_length = Attendee._meta.get_field("name").max_length
     return [
         Attendee(
             booking=booking,
             position=position,
-            name=person["name"],
+            name=person["name"][:name_length],
             email=person["email"],
             is_booker=person["email"].casefold() == booker_email,
             created_at=now,
         )
         for position, person in enumerate(people, start=1)
     ]
+
+
+def public_seats_left(event: Event) -> int:
+    """The locked event's seats anyone may book: not claimed, not waited for by the waitlist."""
+    return max(event.capacity - event.seats_claimed - event.seats_waiting, 0)
 
 
 def _sold_out_detail(left: int, seats: int) -> str:
@@ -174,17 +207,24 @@ def has_free_seats(
     lapsed: they are marked expired here (what the scheduler would do a moment later), which
     frees their seats, and the counter is read again.
     """
-    wanted = 0 if counted is not None else seats
+    # A new claim also leaves the seats the waitlist waits for (they are offered first); a
+    # lapsed hold of the caller's own never left the counter, so nobody was offered its seats.
+    wanted = 0 if counted is not None else seats + event.seats_waiting
     if event.seats_claimed + wanted <= event.capacity:
         return True
+    expire_lapsed_holds(event, now, keep=counted)
+    return event.seats_claimed + wanted <= event.capacity
+
+
+def expire_lapsed_holds(event: Event, now: datetime, *, keep: Booking | None = None) -> None:
+    """Mark the locked event's lapsed unpaid holds expired (but `keep`), freeing their seats."""
     lapsed = Booking.objects.select_for_update(no_key=True).filter(event=event).stale_holds(now)
     lapsed = lapsed.filter(payment_status=PaymentStatus.UNPAID)
-    if counted is not None:
-        lapsed = lapsed.exclude(pk=counted.pk)
+    if keep is not None:
+        lapsed = lapsed.exclude(pk=keep.pk)
     for booking in lapsed.order_by("pk"):
         booking.event = event
         transition(booking, status=BookingStatus.EXPIRED, reason="hold expired", now=now)
-    return event.seats_claimed + wanted <= event.capacity
 
 
 def cancel_booking(
@@ -327,6 +367,9 @@ def release_hold(*, booking_id: int, reason: str, change: str = "") -> Booking |
             and booking.payment_status == PaymentStatus.UNPAID
         ):
             transition(booking, status=BookingStatus.EXPIRED, reason=reason, now=now, change=change)
+            if change == "booking.checkout_failed":
+                # "No seat is held; try again": a waitlist offer it came from is open again.
+                waitlist.reopen_offer(booking, now=now)
     return booking
 
 
@@ -350,7 +393,7 @@ def renew_hold(*, booking: Booking, by) -> Booking:
         # a free seat again.
         counted = booking if booking.status == BookingStatus.PENDING else None
         if not has_free_seats(event, now, booking.seats, counted=counted):
-            raise SoldOut(seats_left=max(event.capacity - event.seats_claimed, 0))
+            raise SoldOut(seats_left=public_seats_left(event))
         booking.hold_expires_at = now + timedelta(minutes=settings.BOOKING_HOLD_MINUTES)
         booking.checkout_session_id = booking.checkout_url = ""
         transition(
@@ -406,10 +449,16 @@ def lock_with_event(booking_id: int, missing: type[Exception] | None = None) -> 
 
 
 def claim_seats(event: Event, delta: int) -> None:
-    """Move the locked event's `seats_claimed` counter by `delta`, in the row and in `event`."""
+    """Move the locked event's `seats_claimed` counter by `delta`, in the row and in `event`.
+
+    Seats freed while people wait are offered to them by a task, enqueued here: it commits
+    with the change that freed them (and the scheduler enqueues it again should it be lost).
+    """
     Event.objects.filter(pk=event.pk).update(seats_claimed=F("seats_claimed") + delta)
     event.seats_claimed += delta
     catalogue_cache.invalidate()  # seats_left changed
+    if delta < 0 and event.seats_waiting:
+        tasks.offer_freed_seats.enqueue(event.pk)
 
 
 def cancel_locked(booking: Booking, *, reason: str, now: datetime, change: str = "", actor=None,

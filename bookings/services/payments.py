@@ -36,7 +36,7 @@ from bookings.models import (
     PaymentStatus,
     StripeEventReceipt,
 )
-from bookings.money import from_minor_units, minor_units
+from bookings.money import STRIPE_CURRENCIES, from_minor_units, minor_units
 from bookings.services import booking as booking_service
 from bookings.services import refunds
 from events.models import Event, EventStatus
@@ -56,11 +56,17 @@ def configured() -> bool:
 
 
 def book_with_checkout(
-    *, user, event_id: int, seats: int = 1, attendees: Sequence[dict] = ()
+    *,
+    user,
+    event_id: int,
+    seats: int = 1,
+    attendees: Sequence[dict] = (),
+    offer_id: int | None = None,
 ) -> Booking:
-    """Book seats; a paid hold also gets a Checkout Session when Stripe is configured."""
+    """Book seats (or a waitlist offer's); a paid hold also gets a Checkout Session when
+    Stripe is configured."""
     booking = booking_service.book_event(
-        user=user, event_id=event_id, seats=seats, attendees=attendees
+        user=user, event_id=event_id, seats=seats, attendees=attendees, offer_id=offer_id
     )
     if booking.payment_status == PaymentStatus.UNPAID and configured():
         booking = open_checkout(booking=booking)
@@ -112,6 +118,7 @@ def open_checkout(*, booking: Booking) -> Booking:
     logger.info("checkout session %s opened for booking %s", session.id, booking.pk)
     return attach_checkout(
         booking_id=booking.pk,
+        amount=booking.amount,
         session_id=session.id,
         url=session.url,
         expires_at=datetime.fromtimestamp(session.expires_at, tz=UTC),
@@ -236,38 +243,26 @@ def _session_paid(session: dict, occurred_at: datetime) -> None:
     booking = _booking_for_session(session)
     if booking is None:
         return
-    expected = minor_units(booking.amount, booking.currency)
     paid_currency = (session.get("currency") or "").upper()
     paid = session.get("amount_total")
-    superseded = session["id"] != booking.checkout_session_id
-    if superseded and paid != expected and paid_currency == booking.currency and paid:
-        # A session opened before a seat was cancelled, paid all the same: it is for seats the
-        # booking no longer has, so its money goes back in full (the booking stays unpaid).
-        record_checkout_payment(
-            booking_id=booking.pk,
-            session_id=session["id"],
-            payment_intent_id=session.get("payment_intent") or "",
-            paid_at=occurred_at,
-            amount=from_minor_units(paid, paid_currency),
-        )
-        return
-    if paid != expected or paid_currency != booking.currency:
-        logger.error("stripe session %s amount mismatch for booking %s", session["id"], booking.pk)
+    if paid_currency not in STRIPE_CURRENCIES or not isinstance(paid, int) or paid <= 0:
+        logger.error("stripe session %s names no amount for booking %s", session["id"], booking.pk)
         flag_payment_issue(
             booking_id=booking.pk,
             kind=PaymentIssueKind.AMOUNT_MISMATCH,
-            detail=(
-                f"Session paid {session.get('amount_total')} {paid_currency}; the booking is "
-                f"{expected} {booking.currency} (minor units). Not confirmed."
-            ),
+            detail=f"Session paid {paid!r} {paid_currency!r}: not an amount. Not confirmed.",
             stripe_object_id=session["id"],
         )
         return
+    # What Stripe took, recorded as it is: whether it settles the booking is decided under
+    # the booking's lock (a seat may be cancelled while this runs).
     record_checkout_payment(
         booking_id=booking.pk,
         session_id=session["id"],
         payment_intent_id=session.get("payment_intent") or "",
         paid_at=occurred_at,
+        amount=from_minor_units(paid, paid_currency),
+        currency=paid_currency,
     )
 
 
@@ -439,6 +434,7 @@ def record_checkout_payment(
     payment_intent_id: str,
     paid_at: datetime,
     amount: Decimal | None = None,
+    currency: str | None = None,
 ) -> Payment:
     """Record a paid Checkout Session of the booking, once; the `Payment`.
 
@@ -446,7 +442,8 @@ def record_checkout_payment(
     it was paid, not when this runs): paid before the hold ended confirms the booking even if
     the hold lapsed since. Any other payment (the booking was paid already, by another session
     or outside Stripe) is refunded in full and flagged for staff. So is a payment whose
-    `amount` is not the booking's (a session for seats cancelled since).
+    `amount` and `currency` (what Stripe took; the booking's by default) are not the booking's
+    as it is now (a session for seats cancelled since, or a tampered one): never kept.
     """
     now = timezone.now()
     with service_transaction():
@@ -454,15 +451,18 @@ def record_checkout_payment(
         payment = Payment.objects.filter(checkout_session_id=session_id).first()
         if payment is not None:
             return payment  # Stripe's second event for the same session, or a replay
+        amount = booking.amount if amount is None else amount
+        currency = currency or booking.currency
+        owed = minor_units(booking.amount, booking.currency)
+        matches = currency == booking.currency and minor_units(amount, currency) == owed
         payment = Payment.objects.create(
             booking=booking,
             checkout_session_id=session_id,
             payment_intent_id=payment_intent_id,
-            amount=booking.amount if amount is None else amount,
-            currency=booking.currency,
+            amount=amount,
+            currency=currency,
             paid_at=paid_at,
-            settles_booking=booking.payment_status == PaymentStatus.UNPAID
-            and (amount is None or amount == booking.amount),
+            settles_booking=booking.payment_status == PaymentStatus.UNPAID and matches,
             created_at=now,
         )
         if payment.settles_booking:
@@ -480,23 +480,47 @@ def record_checkout_payment(
             )
         else:
             if booking.payment_status == PaymentStatus.UNPAID:
-                why = f"was for {payment.amount}, not the booking's {booking.amount}"
+                kind, reason = PaymentIssueKind.AMOUNT_MISMATCH, "paid another amount"
+                why = (
+                    f"paid {payment.amount} {payment.currency}; the booking is "
+                    f"{booking.amount} {booking.currency}. Not confirmed"
+                )
             else:
+                kind, reason = PaymentIssueKind.DUPLICATE_PAYMENT, "paid twice"
                 why = f"was paid while the booking was already {booking.payment_status}"
-            refunds.owe(booking=booking, payment=payment, reason="paid twice", now=now)
+            logger.error("checkout session %s of booking %s %s", session_id, booking.pk, why)
+            refunds.owe(booking=booking, payment=payment, reason=reason, now=now)
             flag_payment_issue(
                 booking_id=booking.pk,
-                kind=PaymentIssueKind.DUPLICATE_PAYMENT,
+                kind=kind,
                 detail=f"Checkout Session {session_id} {why}; it is being refunded in full.",
                 stripe_object_id=session_id,
             )
     return payment
 
 
-def attach_checkout(*, booking_id: int, session_id: str, url: str, expires_at: datetime) -> Booking:
-    """Store a hold's Checkout Session; the hold lasts as long as the session can be paid."""
+def attach_checkout(
+    *,
+    booking_id: int,
+    session_id: str,
+    url: str,
+    expires_at: datetime,
+    amount: Decimal | None = None,
+) -> Booking:
+    """Store a hold's Checkout Session; the hold lasts as long as the session can be paid.
+
+    `amount`: what the session charges. A booking that changed while Stripe answered (a seat
+    cancelled, paid another way, cancelled) does not take it: it is expired instead.
+    """
     with service_transaction():
         booking = Booking.objects.select_for_update(no_key=True).get(pk=booking_id)
+        payable = (
+            booking.status == BookingStatus.PENDING
+            and booking.payment_status == PaymentStatus.UNPAID
+        )
+        if not payable or (amount is not None and amount != booking.amount):
+            expire_session(booking, session_id)
+            return booking
         booking.checkout_session_id = session_id
         booking.checkout_url = url
         fields = ["checkout_session_id", "checkout_url", "updated_at"]
@@ -562,7 +586,7 @@ def settle(
             detail=(
                 f"Paid at {paid_at.isoformat()}, before the hold ended at "
                 f"{booking.hold_expires_at.isoformat()}, but processed after its seat was "
-                f"taken: {event.title} now has one booking more than its capacity."
+                f"taken: {event.title} now has {booking.seats} seat(s) more than its capacity."
             ),
         )
     else:
@@ -582,10 +606,14 @@ def settle(
 
 def expire_open_checkout(booking: Booking) -> None:
     """Owe the expiry of the booking's Checkout Session, made by the worker (`payments`)."""
-    if not booking.checkout_session_id:
-        return
+    if booking.checkout_session_id:
+        expire_session(booking, booking.checkout_session_id)
+
+
+def expire_session(booking: Booking, session_id: str) -> None:
+    """Owe the expiry of one Checkout Session of the booking (once per session)."""
     expiry, created = CheckoutSessionExpiry.objects.get_or_create(
-        checkout_session_id=booking.checkout_session_id,
+        checkout_session_id=session_id,
         defaults={"booking": booking, "next_attempt_at": timezone.now()},
     )
     if created:

@@ -365,3 +365,101 @@ def test_the_list_shows_seats_and_attendees_in_a_fixed_number_of_queries(
 
     assert response.status_code == 200
     assert [len(b["attendees"]) for b in response.json()["results"]] == [3] * 5
+
+
+# --- found in review: money and limits ----------------------------------------------------------
+
+
+def test_a_payment_for_more_seats_than_the_booking_has_now_is_refunded_not_kept(user):
+    """A seat cancelled while the paid session's webhook was on its way: what Stripe took is
+    recorded as taken, and since it is not the booking's amount any more, all of it goes back."""
+    from bookings.models import CheckoutSessionExpiry, Payment, PaymentIssue, Refund
+
+    event = EventFactory(price=Decimal("10.00"), currency="EUR", capacity=5)
+    booking = services.book_event(user=user, event_id=event.pk, seats=3)
+    services.attach_checkout(
+        booking_id=booking.pk,
+        session_id="cs_race",
+        url="https://checkout.stripe.com/c/pay/cs_race",
+        expires_at=timezone.now() + timedelta(hours=1),
+        amount=Decimal("30.00"),
+    )
+    services.cancel_attendee(booking=booking, attendee_id=booking.attendees.last().pk, by=user)
+
+    payment = services.record_checkout_payment(
+        booking_id=booking.pk,
+        session_id="cs_race",
+        payment_intent_id="pi_race",
+        paid_at=timezone.now(),
+        amount=Decimal("30.00"),
+        currency="EUR",
+    )
+
+    booking.refresh_from_db()
+    assert (booking.payment_status, booking.seats, booking.amount) == ("unpaid", 2, Decimal("20"))
+    assert (payment.amount, payment.settles_booking) == (Decimal("30.00"), False)
+    assert Refund.objects.get(payment=payment).amount == Decimal("30.00")
+    assert PaymentIssue.objects.get().kind == "amount_mismatch"
+    assert CheckoutSessionExpiry.objects.filter(checkout_session_id="cs_race").exists()
+    assert Payment.objects.count() == 1
+
+
+def test_a_session_opened_for_more_seats_than_are_left_is_not_attached(user):
+    from bookings.models import CheckoutSessionExpiry
+
+    event = EventFactory(price=Decimal("10.00"), capacity=5)
+    booking = services.book_event(user=user, event_id=event.pk, seats=3)
+    services.cancel_attendee(booking=booking, attendee_id=booking.attendees.last().pk, by=user)
+
+    services.attach_checkout(  # Stripe answered for 3 seats after the seat was cancelled
+        booking_id=booking.pk,
+        session_id="cs_stale",
+        url="https://checkout.stripe.com/c/pay/cs_stale",
+        expires_at=timezone.now() + timedelta(hours=1),
+        amount=Decimal("30.00"),
+    )
+
+    booking.refresh_from_db()
+    assert booking.checkout_session_id == ""
+    assert CheckoutSessionExpiry.objects.filter(checkout_session_id="cs_stale").exists()
+
+
+def test_a_price_must_have_no_more_decimals_than_its_currency():
+    owner = FacilitatorFactory()
+    client = client_for(owner)
+    event = EventFactory(facilitator=owner, price=Decimal("999"), currency="JPY", capacity=5)
+
+    fractional = client.patch(f"/events/{event.pk}", {"price": "999.50"}, format="json")
+    whole = client.patch(f"/events/{event.pk}", {"price": "1000.00"}, format="json")
+
+    assert fractional.status_code == 400
+    assert "price" in fractional.json()["fields"]
+    assert whole.status_code == 200
+
+
+def test_seats_costing_more_than_one_payment_can_be_are_refused(user_client):
+    event = EventFactory(price=Decimal("15000000"), currency="VND", capacity=20)
+
+    too_dear = book(user_client, event_id=event.pk, seats=7)
+
+    assert too_dear.status_code == 400
+    assert "seats" in too_dear.json()["fields"]
+    assert nothing_written(event)
+    assert book(user_client, event_id=event.pk, seats=6).status_code == 201
+
+
+def test_the_service_refuses_more_attendees_than_seats_and_long_names_are_cut(user):
+    from bookings.exceptions import TooManyAttendees
+
+    event = EventFactory(price=0, capacity=5)
+    with pytest.raises(TooManyAttendees):
+        services.book_event(
+            user=user, event_id=event.pk, seats=1, attendees=[{"name": "A"}, {"name": "B"}]
+        )
+    user.name = ""
+    user.email = "x" * 190 + "@example.com"
+    user.save()
+
+    booking = services.book_event(user=user, event_id=event.pk, seats=2)
+
+    assert [len(a.name) <= 200 for a in booking.attendees.all()] == [True, True]

@@ -365,7 +365,7 @@ def test_the_old_session_paid_anyway_is_refunded_in_full_and_the_new_one_confirm
     )
     assert refund.status == AttemptStatus.SUCCEEDED
     issue = PaymentIssue.objects.get()
-    assert (issue.kind, issue.booking_id) == ("duplicate_payment", booking.pk)
+    assert (issue.kind, issue.booking_id) == ("amount_mismatch", booking.pk)
 
     checkout = client_for(user).post(f"/bookings/{body['id']}/checkout")
     assert checkout.status_code == 200, checkout.json()

@@ -143,7 +143,12 @@ def test_registrations_list_and_summary(callers, event):
         "seats_expired": 0,
         "refunded": 0,
         "revenue": "20.00",
+        "waitlist_waiting": 0,
+        "seats_waiting": 0,
+        "waitlist_offered": 0,
+        "waitlist_open": True,
     }
+    assert body["waitlist"] == {"count": 0, "results": []}
 
 
 def test_registrations_list_each_bookings_attendees_and_the_summary_counts_seats(callers, event):

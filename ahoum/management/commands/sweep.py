@@ -13,6 +13,7 @@ from datetime import timedelta
 
 from django.core.management.base import BaseCommand
 from django.db import DatabaseError, connections
+from django.db.models import Q
 
 from ahoum import attempts
 from bookings import notifications, services, tasks
@@ -22,8 +23,10 @@ from bookings.models import (
     CheckoutSessionExpiry,
     Refund,
     StripeEventReceipt,
+    WaitlistEmail,
+    WaitlistEntry,
 )
-from bookings.services import payments, refunds
+from bookings.services import payments, refunds, waitlist
 from crm import notifier as crm_notifier
 from crm.models import Delivery
 from events.models import Event, EventStatus
@@ -38,6 +41,7 @@ ATTEMPTED = [
     (Refund, refunds.POLICY),
     (CheckoutSessionExpiry, payments.SESSION_EXPIRY_POLICY),
     (BookingEmail, notifications.POLICY),
+    (WaitlistEmail, notifications.WAITLIST_POLICY),
     (Delivery, crm_notifier.POLICY),
 ]
 
@@ -82,15 +86,25 @@ class Command(BaseCommand):
             queued = attempts.sweep_overdue(model, policy, grace=grace, limit=SWEEP_LIMIT)
             self.stdout.write(f"{model._meta.verbose_name_plural}: {queued} overdue re-enqueued")
 
-        unsettled = (
-            Booking.objects.active()
-            .filter(event__status=EventStatus.CANCELLED)
-            .values_list("event_id", flat=True)
-            .distinct()
+        # Cancelled events with bookings left to cancel, or people on their waitlist to tell.
+        unsettled = list(
+            Event.objects.filter(status=EventStatus.CANCELLED)
+            .filter(
+                Q(pk__in=Booking.objects.active().values("event_id"))
+                | Q(pk__in=WaitlistEntry.objects.open().values("event_id"))
+            )
+            .values_list("pk", flat=True)
         )
-        for event_id in Event.objects.filter(pk__in=unsettled).values_list("pk", flat=True):
+        for event_id in unsettled:
             tasks.settle_cancelled_event.enqueue(event_id)
         expired = 0
         while batch := services.expire_stale_holds():
             expired += batch
-        self.stdout.write(f"cancelled events to settle: {len(unsettled)}; holds expired: {expired}")
+        offers_expired = 0
+        while batch := waitlist.expire_stale_offers():
+            offers_expired += batch
+        offering = waitlist.enqueue_offers_where_due()
+        self.stdout.write(
+            f"cancelled events to settle: {len(unsettled)}; holds expired: {expired}; "
+            f"waitlist offers expired: {offers_expired}; events offering seats: {offering}"
+        )
