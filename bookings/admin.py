@@ -1,6 +1,4 @@
 from django.contrib import admin
-from django.db.models import Case, Count, IntegerField, OuterRef, Q, QuerySet, Subquery, When
-from django.db.models.functions import Coalesce
 
 from ahoum.attempts import AttemptStatus
 from bookings.models import (
@@ -15,39 +13,8 @@ from bookings.models import (
     StripeEventReceipt,
     WaitlistEmail,
     WaitlistEntry,
-    WaitlistStatus,
 )
 from bookings.services import refunds
-
-
-def with_queue_positions(entries: QuerySet[WaitlistEntry]) -> QuerySet[WaitlistEntry]:
-    """Annotate `queue_position`, as `waitlist.position` counts it: 1 for the next person
-    offered seats, null once no longer waiting.
-
-    A subquery per row over the event's queue (its index), so a list page costs one query
-    whatever its filters, search or size.
-    """
-    earlier = (
-        WaitlistEntry.objects.filter(event=OuterRef("event"), status=WaitlistStatus.WAITING)
-        .filter(
-            Q(created_at__lt=OuterRef("created_at"))
-            | Q(created_at=OuterRef("created_at"), id__lt=OuterRef("id"))
-        )
-        .order_by()
-        .values("event")
-        .annotate(count=Count("pk"))
-        .values("count")
-    )
-    return entries.annotate(
-        queue_position=Case(
-            When(
-                status=WaitlistStatus.WAITING,
-                then=Coalesce(Subquery(earlier, output_field=IntegerField()), 0) + 1,
-            ),
-            default=None,
-            output_field=IntegerField(),
-        )
-    )
 
 
 class ReadOnlyWaitlist:
@@ -55,7 +22,7 @@ class ReadOnlyWaitlist:
     `bookings.services.waitlist` (people join, leave and accept through the API)."""
 
     def get_queryset(self, request):
-        return with_queue_positions(super().get_queryset(request))
+        return super().get_queryset(request).with_positions()
 
     @admin.display(description="Position", ordering="queue_position")
     def position(self, entry: WaitlistEntry) -> int | None:

@@ -2,7 +2,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q, Value
+from django.db.models import OuterRef, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -432,6 +432,33 @@ class WaitlistEntryQuerySet(models.QuerySet):
     def queue(self, event) -> "WaitlistEntryQuerySet":
         """The event's waiting entries, next first (the order people joined)."""
         return self.filter(event=event, status=WaitlistStatus.WAITING).order_by("created_at", "id")
+
+    def with_positions(self) -> "WaitlistEntryQuerySet":
+        """Annotate `queue_position`: 1 for the next person offered seats, null once not
+        waiting. A subquery per row over its event's queue (the queue index), so a list page
+        costs one query whatever its size."""
+        earlier = (
+            WaitlistEntry.objects.filter(event=OuterRef("event"), status=WaitlistStatus.WAITING)
+            .filter(
+                Q(created_at__lt=OuterRef("created_at"))
+                | Q(created_at=OuterRef("created_at"), id__lt=OuterRef("id"))
+            )
+            .order_by()
+            .values("event")
+            .annotate(count=models.Count("pk"))
+            .values("count")
+        )
+        return self.annotate(
+            queue_position=models.Case(
+                models.When(
+                    status=WaitlistStatus.WAITING,
+                    then=Coalesce(models.Subquery(earlier, output_field=models.IntegerField()), 0)
+                    + 1,
+                ),
+                default=None,
+                output_field=models.IntegerField(),
+            )
+        )
 
     def stale_offers(self, now=None) -> "WaitlistEntryQuerySet":
         return self.filter(

@@ -9,9 +9,10 @@ def bookings_of(user) -> BookingQuerySet:
 
 
 def waitlist_of(user) -> WaitlistEntryQuerySet:
-    """The user's waitlist entries with their events, newest first."""
+    """The user's waitlist entries with their events and places, newest first."""
     return (
         WaitlistEntry.objects.filter(user=user)
         .select_related("event")
+        .with_positions()
         .order_by("-created_at", "-id")
     )

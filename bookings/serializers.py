@@ -9,7 +9,7 @@ from ahoum.serializers import (
     money,
 )
 from bookings.models import Attendee, Booking, WaitlistEntry
-from bookings.services import refunds, waitlist
+from bookings.services import refunds
 from events.models import MAX_SEATS_PER_BOOKING_LIMIT, Event
 
 
@@ -216,17 +216,17 @@ class WaitlistEntrySerializer(serializers.ModelSerializer):
     booking_id = serializers.IntegerField(
         read_only=True, allow_null=True, help_text="The booking an accepted offer became."
     )
-    position = serializers.SerializerMethodField(
-        help_text="1 = the next person offered seats; null once no longer waiting."
+    position = serializers.IntegerField(
+        source="queue_position",
+        read_only=True,
+        allow_null=True,
+        help_text="1 = the next person offered seats; null once no longer waiting "
+        "(read from `WaitlistEntry.objects.with_positions()`).",
     )
     offer_expires_at = serializers.SerializerMethodField(
         help_text="Until when an offer holds its seats (null before any offer)."
     )
     event = BookedEventSerializer(read_only=True)
-
-    @extend_schema_field(serializers.IntegerField(allow_null=True))
-    def get_position(self, entry: WaitlistEntry) -> int | None:
-        return waitlist.position(entry)
 
     @extend_schema_field(serializers.DateTimeField(allow_null=True))
     def get_offer_expires_at(self, entry: WaitlistEntry) -> str | None:

@@ -197,8 +197,10 @@ class WaitlistJoinView(APIView):
             )
         except AlreadyWaiting as error:
             if error.entry is not None:
-                error.extra = {"entry": WaitlistEntrySerializer(error.entry).data}
+                entry = selectors.waitlist_of(request.user).get(pk=error.entry.pk)
+                error.extra = {"entry": WaitlistEntrySerializer(entry).data}
             raise
+        entry = selectors.waitlist_of(request.user).get(pk=entry.pk)  # with its position
         return Response(WaitlistEntrySerializer(entry).data, status=status.HTTP_201_CREATED)
 
 
@@ -234,13 +236,11 @@ class WaitlistViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     def accept(self, request: Request, pk=None) -> Response:
         serializer = WaitlistAcceptSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        entry = self.get_object()
-        attendees = serializer.validated_data.get("attendees", [])
-        if len(attendees) > entry.seats:
-            raise serializers.ValidationError(
-                {"attendees": [f"At most {entry.seats} attendees for {entry.seats} seats."]}
-            )
-        booking = waitlist.accept(entry=entry, by=request.user, attendees=attendees)
+        booking = waitlist.accept(
+            entry=self.get_object(),
+            by=request.user,
+            attendees=serializer.validated_data.get("attendees", []),
+        )
         return Response(BookingSerializer(booking).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(

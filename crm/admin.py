@@ -49,8 +49,33 @@ class CRMNotificationInline(admin.TabularInline):
         return pretty_json(notification.payload)
 
 
+class StoredRecordAdmin(admin.ModelAdmin):
+    """What a CRM record holds (a booking's, a waitlist entry's): read-only but for staff's
+    review fields, with its latest payload on its own page."""
+
+    editable = ("reviewed", "notes")
+    shown = ("latest_payload",)  # computed fields shown read-only beside the stored ones
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return super().get_queryset(request).defer("payload")  # shown on its own page only
+
+    def get_readonly_fields(self, request, obj=None):
+        stored = [f.name for f in self.model._meta.fields if f.name not in self.editable]
+        return [*stored, *self.shown]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="payload")
+    def latest_payload(self, record) -> str:
+        return pretty_json(record.payload)
+
+
 @admin.register(CRMBooking)
-class CRMBookingAdmin(admin.ModelAdmin):
+class CRMBookingAdmin(StoredRecordAdmin):
     """Staff mark bookings reviewed and keep notes; everything received is read-only."""
 
     list_display = [
@@ -101,24 +126,7 @@ class CRMBookingAdmin(admin.ModelAdmin):
         ("Raw payload", {"fields": ["latest_payload"]}),
     ]
     inlines = [CRMNotificationInline]
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet:
-        return super().get_queryset(request).defer("payload")  # shown on its own page only
-
-    def get_readonly_fields(self, request, obj=None):
-        editable = {"reviewed", "notes"}
-        stored = [f.name for f in CRMBooking._meta.fields if f.name not in editable]
-        return [*stored, "notified_seats", "notified_attendees", "latest_payload"]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
-    @admin.display(description="payload")
-    def latest_payload(self, crm_booking: CRMBooking) -> str:
-        return pretty_json(crm_booking.payload)
+    shown = ("notified_seats", "notified_attendees", "latest_payload")
 
     # A group booking's seats and attendees are kept in the payload only, shown from there.
     # The receiver checks their shape now; a payload stored before it did may have any.
@@ -159,7 +167,7 @@ class CRMWaitlistNotificationInline(CRMNotificationInline):
 
 
 @admin.register(CRMWaitlistEntry)
-class CRMWaitlistEntryAdmin(admin.ModelAdmin):
+class CRMWaitlistEntryAdmin(StoredRecordAdmin):
     """Waitlist entries as the CRM was told (`waitlist.*`); staff mark them reviewed."""
 
     list_display = [
@@ -213,24 +221,6 @@ class CRMWaitlistEntryAdmin(admin.ModelAdmin):
         ("Raw payload", {"fields": ["latest_payload"]}),
     ]
     inlines = [CRMWaitlistNotificationInline]
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet:
-        return super().get_queryset(request).defer("payload")  # shown on its own page only
-
-    def get_readonly_fields(self, request, obj=None):
-        editable = {"reviewed", "notes"}
-        stored = [f.name for f in CRMWaitlistEntry._meta.fields if f.name not in editable]
-        return [*stored, "latest_payload"]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
-    @admin.display(description="payload")
-    def latest_payload(self, entry: CRMWaitlistEntry) -> str:
-        return pretty_json(entry.payload)
 
 
 @admin.register(Delivery)

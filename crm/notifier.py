@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from ahoum import attempts
 from ahoum.retry import backoff_seconds
-from bookings.models import Attendee, Booking, BookingAudit, WaitlistEntry
+from bookings.models import Booking, BookingAudit, WaitlistEntry
 from crm import client, signing, tasks
 from crm.models import CRMNotification, Delivery, DeliveryKind
 
@@ -110,9 +110,9 @@ ATTENDEE_CANCELLED = "booking.attendee_cancelled"
 def booking_payload(*, booking: Booking, audit: BookingAudit) -> dict[str, Any]:
     """The notification of `audit`'s change: the original's keys plus Ahoum's additions."""
     event, user = booking.event, booking.user
-    # Read afresh, not from a prefetch the caller may have made before changing a seat: the
-    # payload is the state being committed.
-    seats = Attendee.objects.filter(booking=booking).order_by("position")
+    # One query, or none when the caller prefetched them (a cancelled event's batch, which
+    # changes no seat); a seat cancelled alone is saved before its change is announced.
+    seats = booking.attendees.all()
     payload = {
         "type": audit.change,
         "booking_id": booking.pk,

@@ -51,26 +51,16 @@ def registration_summary(event: Event) -> dict:
 
 def open_waitlist(event: Event, *, limit: int | None = None) -> list[WaitlistEntry]:
     """The event's first `limit` (WAITLIST_SHOWN) open entries, waiting and offered, with their
-    users, in the order people joined, each with its `position` among the waiting (None for an
-    offer).
-
-    One query: the positions are counted along the ordered list, which holds every waiting
-    entry before the last one shown (the same order as `waitlist.position`).
+    users, in the order people joined, each with its `queue_position` among the waiting (None
+    for an offer), in one query (`with_positions`).
     """
-    entries = list(
+    return list(
         WaitlistEntry.objects.filter(event=event)
         .open()
         .select_related("user")
+        .with_positions()
         .order_by("created_at", "id")[: limit or WAITLIST_SHOWN]
     )
-    waiting = 0
-    for entry in entries:
-        if entry.status == WaitlistStatus.WAITING:
-            waiting += 1
-            entry.position = waiting
-        else:
-            entry.position = None
-    return entries
 
 
 def attendee_rows(event: Event) -> QuerySet[Attendee]:

@@ -77,6 +77,7 @@ class RegistrationWaitlistEntrySerializer(serializers.ModelSerializer):
     name = serializers.CharField(source="user.name", read_only=True)
     email = serializers.EmailField(source="user.email", read_only=True)
     position = serializers.IntegerField(
+        source="queue_position",
         read_only=True,
         allow_null=True,
         help_text="1 = the next person offered seats; null for an entry holding an offer.",

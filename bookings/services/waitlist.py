@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
 
 from ahoum.db import service_transaction
@@ -93,8 +93,8 @@ def position(entry: WaitlistEntry) -> int | None:
     """1 for the next person offered seats; None once the entry is no longer waiting."""
     if entry.status != WaitlistStatus.WAITING:
         return None
-    earlier = Q(created_at__lt=entry.created_at) | Q(created_at=entry.created_at, id__lt=entry.pk)
-    return WaitlistEntry.objects.queue(entry.event_id).filter(earlier).count() + 1
+    positions = WaitlistEntry.objects.filter(pk=entry.pk).with_positions()
+    return positions.values_list("queue_position", flat=True).get()
 
 
 def offer_freed_seats(*, event_id: int, now: datetime | None = None) -> int:
@@ -115,12 +115,19 @@ def offer_freed_seats(*, event_id: int, now: datetime | None = None) -> int:
         free = event.capacity - event.seats_claimed
         offered = looked_at = 0
         entries = WaitlistEntry.objects.queue(event).select_related("user")
-        for entry in entries.select_for_update(no_key=True, of=("self",))[:OFFER_BATCH]:
+        batch = list(entries.select_for_update(no_key=True, of=("self",))[:OFFER_BATCH])
+        # Who of them booked seats the public could take before this ran (one query).
+        booked = set(
+            Booking.objects.filter(event=event, user_id__in=[entry.user_id for entry in batch])
+            .active()
+            .values_list("user_id", flat=True)
+        )
+        for entry in batch:
             looked_at += 1
             entry.event = event  # the locked row (its emails and CRM payload read it)
             if free <= 0:
                 break
-            if Booking.objects.filter(user_id=entry.user_id, event=event).active().exists():
+            if entry.user_id in booked:
                 # They booked seats the public could take before this ran: no offer as well.
                 _end(entry, event, WaitlistStatus.LEFT, reason="booked directly", now=now)
                 _announce(entry, change="waitlist.left", now=now)
